@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# The project's test command (CI runs exactly this through .ci/run).
+#
+# Usage:
+#   tools/test.sh                  # set-up, lint, then every test including the slow end-to-end ones
+#   tools/test.sh --fast           # same, but deselect tests marked @pytest.mark.slow
+#   tools/test.sh --no-setup       # skip tools/setup.sh (the venv is already set up)
+#   tools/test.sh --no-lint        # skip black / isort / flake8
+#   tools/test.sh -- -k decode -x  # everything after "--" goes to pytest
+#
+# Lint covers icefall_lite, test, tools and egs with the settings in pyproject.toml / setup.cfg.
+# Exit status: 0 when set-up, lint and tests all pass; non-zero otherwise (lint and tests both
+# run even if the other fails, so one run shows every problem).
+#
+# Environment: VENV (default <repo>/.venv), SETUP_ARGS (extra options for tools/setup.sh).
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${VENV:-$REPO_ROOT/.venv}"
+export VENV
+
+fast=0
+do_setup=1
+do_lint=1
+pytest_extra=()
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --fast) fast=1 ;;
+    --no-setup) do_setup=0 ;;
+    --no-lint) do_lint=0 ;;
+    -h | --help)
+      sed -n '2,/^$/p' "${BASH_SOURCE[0]}" | sed -e 's/^# \{0,1\}//'
+      exit 0
+      ;;
+    --)
+      shift
+      pytest_extra=("$@")
+      break
+      ;;
+    *)
+      echo "test.sh: unknown option '$1' (see tools/test.sh --help)" >&2
+      exit 2
+      ;;
+  esac
+  shift
+done
+
+cd "$REPO_ROOT"
+t_start=$SECONDS
+report=()
+
+if [[ $do_setup -eq 1 ]]; then
+  t0=$SECONDS
+  # shellcheck disable=SC2086  # SETUP_ARGS is a list of options
+  if ! tools/setup.sh ${SETUP_ARGS:-}; then
+    echo "test.sh: tools/setup.sh failed; not running lint or tests" >&2
+    exit 1
+  fi
+  report+=("setup   ok     $((SECONDS - t0))s")
+fi
+
+PY="$VENV/bin/python"
+if [[ ! -x "$PY" ]]; then
+  echo "test.sh: no Python at $PY; run tools/setup.sh first (or set VENV)" >&2
+  exit 1
+fi
+
+lint_rc=0
+if [[ $do_lint -eq 1 ]]; then
+  t0=$SECONDS
+  lint_paths=()
+  for d in icefall_lite test tools egs; do
+    [[ -d "$d" ]] && lint_paths+=("$d")
+  done
+  echo "==> lint: black --check, isort --check, flake8 over ${lint_paths[*]}"
+  # black and isort skip git-ignored paths (recipe data/exp folders); flake8 uses setup.cfg's exclude.
+  "$PY" -m black --check --quiet "${lint_paths[@]}" || {
+    echo "test.sh: black would reformat the files above; run: $VENV/bin/black ${lint_paths[*]}" >&2
+    lint_rc=1
+  }
+  "$PY" -m isort --check-only --quiet --skip-gitignore "${lint_paths[@]}" || {
+    echo "test.sh: isort would reorder imports above; run: $VENV/bin/isort ${lint_paths[*]}" >&2
+    lint_rc=1
+  }
+  "$PY" -m flake8 "${lint_paths[@]}" || {
+    echo "test.sh: flake8 found the problems above" >&2
+    lint_rc=1
+  }
+  if [[ $lint_rc -eq 0 ]]; then
+    report+=("lint    ok     $((SECONDS - t0))s")
+  else
+    report+=("lint    FAILED $((SECONDS - t0))s")
+  fi
+fi
+
+t0=$SECONDS
+pytest_args=(-q --durations=15)
+if [[ $fast -eq 1 ]]; then
+  pytest_args+=(-m "not slow")
+fi
+echo "==> pytest ${pytest_args[*]} ${pytest_extra[*]}"
+set +e
+"$PY" -m pytest "${pytest_args[@]}" "${pytest_extra[@]}"
+test_rc=$?
+set -e
+case $test_rc in
+  0) report+=("tests   ok     $((SECONDS - t0))s") ;;
+  5)
+    echo "test.sh: pytest collected no tests (exit code 5); the test suite is missing or all deselected" >&2
+    report+=("tests   FAILED $((SECONDS - t0))s (no tests collected)")
+    ;;
+  *) report+=("tests   FAILED $((SECONDS - t0))s (pytest exit code $test_rc)") ;;
+esac
+
+echo ""
+echo "test.sh summary ($((SECONDS - t_start))s total):"
+for line in "${report[@]}"; do
+  echo "  $line"
+done
+if [[ $lint_rc -ne 0 || $test_rc -ne 0 ]]; then
+  exit 1
+fi
