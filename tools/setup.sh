@@ -24,6 +24,7 @@
 #   WHEEL_CACHE     where built kaldifeat / fast_rnnt wheels are kept
 #                   (default: ~/.cache/icefall-lite/wheels/<torch version>-<python tag>)
 #   SETUP_JOBS      parallel compile jobs for the C++ builds (default: 2)
+#   DEBIAN_PACKAGES the package list to check (default: tools/debian-packages.txt)
 
 set -euo pipefail
 set -o errtrace
@@ -32,6 +33,7 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${VENV:-$REPO_ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 SETUP_JOBS="${SETUP_JOBS:-2}"
+DEBIAN_PACKAGES="${DEBIAN_PACKAGES:-$REPO_ROOT/tools/debian-packages.txt}"
 CACHE_ROOT="${XDG_CACHE_HOME:-$HOME/.cache}/icefall-lite"
 
 KALDIFEAT_VERSION=1.24
@@ -98,15 +100,24 @@ vpy() { "$VENV/bin/python" "$@"; }
 vpip() { "$VENV/bin/python" -m pip "$@"; }
 
 # ---------------------------------------------------------------------------------------------
-# apt: Debian packages. A line "name  # optional" marks a package the recipes can live without.
+# apt: Debian packages. A line "name  # optional" marks a package the recipes can live without;
+# "name  # build" one that only the kaldifeat / fast_rnnt build needs (skipped with --no-build).
 apt_packages() {
-  local list="$REPO_ROOT/tools/debian-packages.txt"
-  local required=() optional=() missing_req=() missing_opt=() line name
+  local list="$DEBIAN_PACKAGES"
+  if [[ ! -f "$list" ]]; then
+    echo "setup.sh: Debian package list $list does not exist (DEBIAN_PACKAGES)" >&2
+    return 1
+  fi
+  local required=() optional=() missing_req=() missing_opt=() line name tag
   while IFS= read -r line || [[ -n "$line" ]]; do
     name="${line%%#*}"
     name="$(echo "$name" | tr -d '[:space:]')"
     [[ -z "$name" ]] && continue
-    if [[ "$line" == *"#"*optional* ]]; then
+    tag=""
+    [[ "$line" == *"#"* ]] && tag="${line#*#}"
+    if [[ "$tag" == *build* && $do_build -eq 0 ]]; then
+      continue
+    elif [[ "$tag" == *optional* ]]; then
       optional+=("$name")
     else
       required+=("$name")
@@ -142,6 +153,7 @@ apt_packages() {
     else
       echo "    not root and no password-less sudo; install them yourself with:  $hint"
     fi
+    # With --no-apt the user has chosen to manage packages; warn only.
     if [[ ${#missing_req[@]} -gt 0 && $do_apt -eq 1 ]]; then
       echo "setup.sh: required Debian packages missing: ${missing_req[*]}" >&2
       return 1
