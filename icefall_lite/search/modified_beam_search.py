@@ -1,0 +1,165 @@
+"""Modified beam search: at most one symbol per encoder frame, batched over utterances.
+
+Each frame, every hypothesis of a stream is extended by every symbol (blank keeps the hypothesis
+as it is); the ``beam`` best extensions of the stream survive, and extensions with the same token
+sequence are merged by log-adding their probabilities. Restricting emission to one symbol per frame
+is what lets all hypotheses of all streams advance in lock step, so one decoder and one joiner call
+per frame serve the whole batch.
+
+For streaming, :func:`modified_beam_search_chunk` advances a list of per-stream
+:class:`BeamStream` states over one chunk; :func:`modified_beam_search_step` is the single-frame
+step it is built from.
+"""
+
+from dataclasses import dataclass
+from typing import List
+
+import torch
+from torch import nn
+
+from icefall_lite.search.hypothesis import (
+    DecodingResult,
+    Hypothesis,
+    HypothesisList,
+    hypothesis_to_result,
+)
+from icefall_lite.search.transducer_common import (
+    check_encoder_out,
+    decoder_outputs,
+    initial_context,
+    joiner_log_probs,
+)
+
+
+@dataclass
+class BeamStream:
+    """Decoding state of one stream: its hypotheses and the frames consumed so far."""
+
+    hyps: HypothesisList
+    num_frames: int = 0
+
+    def result(self, context_size: int, length_norm: bool = True) -> DecodingResult:
+        return hypothesis_to_result(self.hyps.get_most_probable(length_norm), context_size)
+
+
+def init_beam_streams(model: nn.Module, num_streams: int) -> List[BeamStream]:
+    """Fresh states for ``num_streams`` utterances: one empty hypothesis each."""
+    context = initial_context(model.decoder.context_size, model.decoder.blank_id)
+    streams = []
+    for _ in range(num_streams):
+        hyps = HypothesisList()
+        hyps.add(Hypothesis(ys=list(context), log_prob=0.0))
+        streams.append(BeamStream(hyps=hyps))
+    return streams
+
+
+@torch.no_grad()
+def modified_beam_search_step(
+    model: nn.Module,
+    encoder_proj_frame: torch.Tensor,
+    streams: List[BeamStream],
+    beam: int,
+) -> None:
+    """Advance each of B streams by one encoder frame (in place).
+
+    Args:
+      encoder_proj_frame: (B, joiner_dim) this frame's encoder output after
+        ``model.joiner.encoder_proj``, one row per stream.
+      streams: B states; ``num_frames`` is the frame index stamped on emitted tokens and is
+        incremented.
+      beam: hypotheses kept per stream.
+    """
+    blank_id = model.decoder.blank_id
+    context_size = model.decoder.context_size
+    flat_hyps: List[Hypothesis] = []
+    owner: List[int] = []  # stream index of each flat hypothesis
+    for i, stream in enumerate(streams):
+        for hyp in stream.hyps:
+            flat_hyps.append(hyp)
+            owner.append(i)
+
+    decoder_out = decoder_outputs(model, [h.ys[-context_size:] for h in flat_hyps])
+    owner_rows = torch.tensor(owner, device=encoder_proj_frame.device)
+    log_probs = joiner_log_probs(model, encoder_proj_frame[owner_rows], decoder_out)
+    hyp_log_probs = torch.tensor(
+        [h.log_prob for h in flat_hyps], dtype=torch.float64, device=log_probs.device
+    )
+    # Accumulate in float64 so long utterances do not lose precision in the merge.
+    scores = log_probs.double() + hyp_log_probs.unsqueeze(1)  # (H, V)
+    vocab_size = scores.size(1)
+
+    start = 0
+    for stream in streams:
+        num_hyps = len(stream.hyps)
+        stream_scores = scores[start : start + num_hyps].reshape(-1)
+        top_scores, top_indexes = stream_scores.topk(min(beam, stream_scores.numel()))
+        new_hyps = HypothesisList()
+        for score, index in zip(top_scores.tolist(), top_indexes.tolist()):
+            hyp = flat_hyps[start + index // vocab_size]
+            token = index % vocab_size
+            if token == blank_id:
+                new_hyps.add(Hypothesis(ys=hyp.ys, log_prob=score, timestamps=hyp.timestamps))
+            else:
+                new_hyps.add(
+                    Hypothesis(
+                        ys=hyp.ys + [token],
+                        log_prob=score,
+                        timestamps=hyp.timestamps + [stream.num_frames],
+                    )
+                )
+        stream.hyps = new_hyps
+        stream.num_frames += 1
+        start += num_hyps
+
+
+@torch.no_grad()
+def modified_beam_search_chunk(
+    model: nn.Module,
+    encoder_out: torch.Tensor,
+    encoder_out_lens: torch.Tensor,
+    streams: List[BeamStream],
+    beam: int = 4,
+) -> None:
+    """Advance each stream over its frames of a chunk (in place).
+
+    Args:
+      encoder_out: (B, T, encoder_dim), one row per stream.
+      encoder_out_lens: (B,) valid frames per row; a stream takes part only in its own frames.
+      streams: B states.
+      beam: hypotheses kept per stream.
+    """
+    check_encoder_out(encoder_out, encoder_out_lens)
+    if beam < 1:
+        raise ValueError(f"beam must be >= 1, got {beam}")
+    if len(streams) != encoder_out.size(0):
+        raise ValueError(f"got {len(streams)} streams for a batch of {encoder_out.size(0)}")
+    encoder_proj = model.joiner.encoder_proj(encoder_out)
+    lens = encoder_out_lens.tolist()
+    for t in range(encoder_out.size(1)):
+        active = [i for i, n in enumerate(lens) if t < n]
+        if not active:
+            break
+        rows = torch.tensor(active, device=encoder_out.device)
+        modified_beam_search_step(model, encoder_proj[rows, t], [streams[i] for i in active], beam)
+
+
+def modified_beam_search(
+    model: nn.Module,
+    encoder_out: torch.Tensor,
+    encoder_out_lens: torch.Tensor,
+    beam: int = 4,
+    length_norm: bool = True,
+) -> List[DecodingResult]:
+    """Modified beam search over whole utterances, batched.
+
+    Args:
+      encoder_out: (N, T, encoder_dim).
+      encoder_out_lens: (N,) valid frames per utterance (any order).
+      beam: hypotheses kept per utterance (``--beam-size``).
+      length_norm: pick the final hypothesis by log_prob / len(ys), as icefall does.
+    Returns:
+      N results in input order.
+    """
+    streams = init_beam_streams(model, encoder_out.size(0))
+    modified_beam_search_chunk(model, encoder_out, encoder_out_lens, streams, beam)
+    return [s.result(model.decoder.context_size, length_norm) for s in streams]

@@ -1,0 +1,62 @@
+"""Small pieces every transducer search shares: start context, decoder and joiner calls.
+
+The searches talk to the model only through ``model.decoder`` (``Decoder``: ``vocab_size``,
+``blank_id``, ``context_size``, ``forward(y, need_pad)``) and ``model.joiner`` (``Joiner``:
+``encoder_proj``, ``decoder_proj``, ``forward(enc, dec, project_input)``), so any module with those
+two attributes (the offline ``AsrModel``, a streaming model, a test stand-in) can be searched.
+"""
+
+from typing import List, Sequence
+
+import torch
+from torch import nn
+
+
+def initial_context(context_size: int, blank_id: int) -> List[int]:
+    """Decoder history at the start of an utterance, icefall's convention: ``context_size - 1``
+    empty positions (-1, embedded as zeros, like the left padding used in training) then blank."""
+    return [-1] * (context_size - 1) + [blank_id]
+
+
+def decoder_outputs(model: nn.Module, contexts: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Run the decoder on a batch of histories and project for the joiner.
+
+    Args:
+      contexts: B histories, each the last ``context_size`` tokens.
+    Returns:
+      (B, joiner_dim) projected decoder output.
+    """
+    device = next(model.parameters()).device
+    y = torch.tensor(contexts, dtype=torch.int64, device=device).reshape(len(contexts), -1)
+    decoder_out = model.decoder(y, need_pad=False)  # (B, 1, decoder_dim)
+    return model.joiner.decoder_proj(decoder_out.squeeze(1))
+
+
+def joiner_log_probs(
+    model: nn.Module, encoder_proj_out: torch.Tensor, decoder_proj_out: torch.Tensor
+) -> torch.Tensor:
+    """Log-softmax of the joiner over the vocabulary.
+
+    Args:
+      encoder_proj_out: (B, joiner_dim), already passed through ``joiner.encoder_proj``.
+      decoder_proj_out: (B, joiner_dim), already passed through ``joiner.decoder_proj``.
+    Returns:
+      (B, vocab_size) float32 log-probabilities.
+    """
+    logits = model.joiner(encoder_proj_out, decoder_proj_out, project_input=False)
+    return logits.float().log_softmax(dim=-1)
+
+
+def check_encoder_out(encoder_out: torch.Tensor, encoder_out_lens: torch.Tensor) -> None:
+    """Raise a one-line error if the (N, T, C) output and its (N,) lengths do not fit."""
+    if encoder_out.ndim != 3:
+        raise ValueError(f"encoder_out must be (N, T, C), got shape {tuple(encoder_out.shape)}")
+    if encoder_out_lens.shape != (encoder_out.size(0),):
+        raise ValueError(
+            f"encoder_out_lens must be ({encoder_out.size(0)},), "
+            f"got shape {tuple(encoder_out_lens.shape)}"
+        )
+    if encoder_out_lens.numel() and int(encoder_out_lens.max()) > encoder_out.size(1):
+        raise ValueError(
+            f"encoder_out_lens max {int(encoder_out_lens.max())} exceeds T={encoder_out.size(1)}"
+        )
