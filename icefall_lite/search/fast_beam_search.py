@@ -5,8 +5,8 @@ A search state is a decoder history (the last ``context_size`` tokens); hypothes
 history on the same frame share the state and keep the better (Viterbi) score, while every surviving
 arc is kept in the lattice. Pruning per stream and frame, as in k2:
 
-1. an arc leaving a state with a non-blank token survives only if its score after the arc is at least
-   the best state score of the stream on the previous frame minus ``beam``; blank arcs always
+1. an arc leaving a state with a non-blank token survives only if its score after the arc is at
+   least the best state score of the stream on the previous frame minus ``beam``; blank arcs always
    survive, so a stream can never lose all its states;
 2. of the destination states, only those within ``beam`` of the stream's best and among its
    ``max_states`` best survive (k2 prunes states, then contexts with ``max_contexts``; with the
@@ -346,9 +346,9 @@ def _log_forward(stream: FastBeamStream, scale: float) -> List[torch.Tensor]:
 
 def _sample_paths(
     stream: FastBeamStream, num_paths: int, scale: float, generator: torch.Generator
-) -> List[Tuple[Tuple[int, ...], List[int]]]:
+) -> List[Tuple[Tuple[int, ...], List[int], float]]:
     """Draw ``num_paths`` paths from the posterior of the scaled lattice; returns each path's
-    token sequence and timestamps."""
+    token sequence, timestamps and (unscaled) score."""
     alphas = _log_forward(stream, scale)
 
     def draw(weights: torch.Tensor) -> torch.Tensor:  # (P, K) log-weights -> (P,) choices
@@ -358,17 +358,19 @@ def _sample_paths(
     state = draw(alphas[-1].unsqueeze(0).expand(num_paths, -1))
     num_frames = len(stream.frames)
     chosen_tokens = torch.empty(num_paths, num_frames, dtype=torch.int64)
+    path_scores = torch.zeros(num_paths, dtype=torch.float64)
     for t in range(num_frames - 1, -1, -1):
         src, dst, token, arc_score = stream.frames[t]
         weights = alphas[t][src] + scale * arc_score  # (A,)
         weights = torch.where(dst.unsqueeze(0) == state.unsqueeze(1), weights, float("-inf"))
         arc = draw(weights)
         chosen_tokens[:, t] = token[arc].cpu()
+        path_scores += arc_score[arc].cpu()
         state = src[arc]
     paths = []
-    for row in chosen_tokens.tolist():
+    for row, score in zip(chosen_tokens.tolist(), path_scores.tolist()):
         frames = [t for t, tok in enumerate(row) if tok != 0]
-        paths.append((tuple(row[t] for t in frames), frames))
+        paths.append((tuple(row[t] for t in frames), frames, score))
     return paths
 
 
@@ -447,16 +449,18 @@ def fast_beam_search_nbest(
             results.append(DecodingResult(tokens=[], timestamps=[], score=0.0))
             continue
         paths = _sample_paths(stream, num_paths, nbest_scale, generator)
+        # Timestamps of a sequence: those of its best-scoring sampled alignment.
         unique = {}
-        for tokens, timestamps in paths:
-            unique.setdefault(tokens, timestamps)
+        for tokens, timestamps, score in paths:
+            if tokens not in unique or score > unique[tokens][1]:
+                unique[tokens] = (timestamps, score)
         sequences = list(unique)
         scores = _best_alignment_scores(stream, sequences)
         best = int(torch.argmax(scores))
         results.append(
             DecodingResult(
                 tokens=list(sequences[best]),
-                timestamps=list(unique[sequences[best]]),
+                timestamps=list(unique[sequences[best]][0]),
                 score=float(scores[best]),
             )
         )
