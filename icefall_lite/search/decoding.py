@@ -1,0 +1,366 @@
+"""The decode loop every recipe's decode.py shares: flags, dispatch to a search, result files.
+
+Output files (icefall's names, in ``<exp-dir>/<decoding-method>/``)::
+
+    recogs-<test-set>-<suffix>.txt       reference and hypothesis per cut
+    errs-<test-set>-<suffix>.txt         write_error_stats report
+    wer-summary-<test-set>-<suffix>.txt  "settings<TAB>WER"
+    log-decode-<suffix>-<date>           the log
+
+where ``<suffix>`` is :func:`decoding_suffix`, e.g.
+``epoch-30_avg-9__modified_beam_search__beam-size-4_use-averaged-model``.
+"""
+
+import argparse
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from icefall_lite.scoring import store_transcripts, write_error_stats, write_wer_summary
+from icefall_lite.search.beam_search import beam_search
+from icefall_lite.search.ctc import ctc_greedy_search, ctc_prefix_beam_search
+from icefall_lite.search.fast_beam_search import fast_beam_search, fast_beam_search_nbest
+from icefall_lite.search.greedy import greedy_search
+from icefall_lite.search.hypothesis import DecodingResult
+from icefall_lite.search.modified_beam_search import modified_beam_search
+from icefall_lite.utils import str2bool
+
+TRANSDUCER_METHODS = (
+    "greedy_search",
+    "beam_search",
+    "modified_beam_search",
+    "fast_beam_search",
+    "fast_beam_search_nbest",
+)
+CTC_METHODS = ("ctc_greedy_search", "ctc_prefix_beam_search")
+DECODING_METHODS = TRANSDUCER_METHODS + CTC_METHODS
+
+# log(1e-10): the fbank value of silence-like padding appended for causal models (icefall's).
+LOG_EPS = math.log(1e-10)
+# Frames of padding a causal encoder needs to flush its right context (icefall's value).
+CAUSAL_TAIL_PADDING = 30
+# Seconds per fbank frame, for the audio duration when batches carry no cuts.
+FRAME_SHIFT = 0.01
+
+# (cut_id, reference words, hypothesis words)
+ResultTriple = Tuple[str, List[str], List[str]]
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    """icefall's decoding flags: method, beam settings, ``--skip-scoring``."""
+    group = parser.add_argument_group("decoding")
+    group.add_argument(
+        "--decoding-method",
+        type=str,
+        default="greedy_search",
+        choices=DECODING_METHODS,
+        help="Search: greedy_search, beam_search (Graves 2012), modified_beam_search (one "
+        "symbol per frame, batched), fast_beam_search(_nbest) (pruned lattice search), or for "
+        "models with a CTC head ctc_greedy_search, ctc_prefix_beam_search.",
+    )
+    group.add_argument(
+        "--beam-size",
+        type=int,
+        default=4,
+        help="Hypotheses kept per utterance by beam_search, modified_beam_search and "
+        "ctc_prefix_beam_search.",
+    )
+    group.add_argument(
+        "--beam",
+        type=float,
+        default=20.0,
+        help="fast_beam_search: log-probability beam (like Kaldi's --beam).",
+    )
+    group.add_argument(
+        "--max-contexts",
+        type=int,
+        default=8,
+        help="fast_beam_search: most decoder contexts kept per utterance and frame.",
+    )
+    group.add_argument(
+        "--max-states",
+        type=int,
+        default=64,
+        help="fast_beam_search: most search states kept per utterance and frame.",
+    )
+    group.add_argument(
+        "--max-sym-per-frame",
+        type=int,
+        default=1,
+        help="greedy_search: most non-blank symbols emitted on one frame.",
+    )
+    group.add_argument(
+        "--num-paths",
+        type=int,
+        default=200,
+        help="fast_beam_search_nbest: paths sampled from the lattice per utterance.",
+    )
+    group.add_argument(
+        "--nbest-scale",
+        type=float,
+        default=0.5,
+        help="fast_beam_search_nbest: lattice scores are scaled by this before sampling "
+        "(smaller: more diverse paths).",
+    )
+    group.add_argument(
+        "--skip-scoring",
+        type=str2bool,
+        default=False,
+        help="Only write recogs-* (for test sets without transcripts); no errs/wer-summary.",
+    )
+
+
+def check_decoding_arguments(params: Mapping[str, Any], model: nn.Module) -> None:
+    """One-line errors for settings the model or the method cannot use."""
+    method = params["decoding_method"]
+    if method not in DECODING_METHODS:
+        raise ValueError(f"--decoding-method {method}: expected one of {DECODING_METHODS}")
+    if method in CTC_METHODS and getattr(model, "ctc_output", None) is None:
+        raise ValueError(f"--decoding-method {method} needs a model trained with --use-ctc 1")
+    if method in TRANSDUCER_METHODS and getattr(model, "decoder", None) is None:
+        raise ValueError(
+            f"--decoding-method {method} needs a transducer model (trained with "
+            f"--use-transducer 1); for a CTC-only model use {' or '.join(CTC_METHODS)}"
+        )
+    for flag, key in (
+        ("--beam-size", "beam_size"),
+        ("--max-contexts", "max_contexts"),
+        ("--max-states", "max_states"),
+        ("--max-sym-per-frame", "max_sym_per_frame"),
+        ("--num-paths", "num_paths"),
+    ):
+        if params.get(key, 1) < 1:
+            raise ValueError(f"{flag} must be >= 1, got {params[key]}")
+    for flag, key in (("--beam", "beam"), ("--nbest-scale", "nbest_scale")):
+        if params.get(key, 1.0) <= 0:
+            raise ValueError(f"{flag} must be > 0, got {params[key]}")
+
+
+def decoding_suffix(params: Mapping[str, Any]) -> str:
+    """icefall's file-name suffix naming the checkpoints and search settings."""
+    if params.get("iter", 0) > 0:
+        suffix = f"iter-{params['iter']}_avg-{params['avg']}"
+    else:
+        suffix = f"epoch-{params['epoch']}_avg-{params['avg']}"
+    if params.get("causal"):
+        suffix += f"_chunk-{params['chunk_size']}_left-context-{params['left_context_frames']}"
+    method = params["decoding_method"]
+    if "fast_beam_search" in method:
+        suffix += f"_beam-{params['beam']}_max-contexts-{params['max_contexts']}"
+        suffix += f"_max-states-{params['max_states']}"
+        if "nbest" in method:
+            suffix += f"_nbest-scale-{params['nbest_scale']}_num-paths-{params['num_paths']}"
+    elif "beam_search" in method:
+        suffix += f"__{method}__beam-size-{params['beam_size']}"
+    elif method == "greedy_search":
+        suffix += f"_context-{params['context_size']}"
+        suffix += f"_max-sym-per-frame-{params['max_sym_per_frame']}"
+    else:
+        suffix += f"__{method}"
+    if params.get("use_averaged_model"):
+        suffix += "_use-averaged-model"
+    return suffix
+
+
+def result_key(params: Mapping[str, Any]) -> str:
+    """The settings label in errs-* and wer-summary-* (icefall's keys)."""
+    method = params["decoding_method"]
+    if method == "greedy_search":
+        return "greedy_search"
+    if method == "fast_beam_search":
+        return (
+            f"beam_{params['beam']}_max_contexts_{params['max_contexts']}"
+            f"_max_states_{params['max_states']}"
+        )
+    if method == "fast_beam_search_nbest":
+        return (
+            f"beam_{params['beam']}_max_contexts_{params['max_contexts']}"
+            f"_max_states_{params['max_states']}_num_paths_{params['num_paths']}"
+            f"_nbest_scale_{params['nbest_scale']}"
+        )
+    if method in ("beam_search", "modified_beam_search", "ctc_prefix_beam_search"):
+        return f"beam_size_{params['beam_size']}"
+    return method
+
+
+@torch.no_grad()
+def search(
+    params: Mapping[str, Any],
+    model: nn.Module,
+    encoder_out: torch.Tensor,
+    encoder_out_lens: torch.Tensor,
+) -> List[DecodingResult]:
+    """Run ``params["decoding_method"]`` on encoder output (N, T, C) with lengths (N,)."""
+    method = params["decoding_method"]
+    if method == "greedy_search":
+        return greedy_search(model, encoder_out, encoder_out_lens, params["max_sym_per_frame"])
+    if method == "beam_search":
+        return beam_search(model, encoder_out, encoder_out_lens, beam=params["beam_size"])
+    if method == "modified_beam_search":
+        return modified_beam_search(model, encoder_out, encoder_out_lens, beam=params["beam_size"])
+    fast_beam = dict(
+        beam=params["beam"], max_states=params["max_states"], max_contexts=params["max_contexts"]
+    )
+    if method == "fast_beam_search":
+        return fast_beam_search(model, encoder_out, encoder_out_lens, **fast_beam)
+    if method == "fast_beam_search_nbest":
+        return fast_beam_search_nbest(
+            model,
+            encoder_out,
+            encoder_out_lens,
+            num_paths=params["num_paths"],
+            nbest_scale=params["nbest_scale"],
+            **fast_beam,
+        )
+    ctc_log_probs = model.ctc_output(encoder_out)
+    if method == "ctc_greedy_search":
+        return ctc_greedy_search(ctc_log_probs, encoder_out_lens)
+    if method == "ctc_prefix_beam_search":
+        return ctc_prefix_beam_search(ctc_log_probs, encoder_out_lens, beam=params["beam_size"])
+    raise ValueError(f"--decoding-method {method}: expected one of {DECODING_METHODS}")
+
+
+@torch.no_grad()
+def decode_one_batch(
+    params: Mapping[str, Any], model: nn.Module, batch: Mapping[str, Any]
+) -> List[DecodingResult]:
+    """Encode a lhotse batch (``inputs`` (N, T, 80), ``supervisions.num_frames`` (N,)) and
+    search; results follow the batch order."""
+    device = next(model.parameters()).device
+    features = batch["inputs"].to(device)
+    feature_lens = batch["supervisions"]["num_frames"].to(device)
+    if params.get("causal"):
+        # A chunked encoder only emits a chunk's frames once it has seen its right context.
+        features = torch.nn.functional.pad(features, (0, 0, 0, CAUSAL_TAIL_PADDING), value=LOG_EPS)
+        feature_lens = feature_lens + CAUSAL_TAIL_PADDING
+    encoder_out, encoder_out_lens = model.forward_encoder(features, feature_lens)
+    return search(params, model, encoder_out, encoder_out_lens)
+
+
+@dataclass
+class DecodeStats:
+    """Counts of one decoded test set; ``rtf`` = decode seconds / audio seconds."""
+
+    num_cuts: int = 0
+    audio_seconds: float = 0.0
+    decode_seconds: float = 0.0
+
+    @property
+    def rtf(self) -> float:
+        return self.decode_seconds / self.audio_seconds if self.audio_seconds else float("nan")
+
+
+def _batch_cut_info(batch: Mapping[str, Any], first_index: int) -> Tuple[List[str], float]:
+    """Cut ids and total audio seconds of a batch (synthetic ids when it carries no cuts)."""
+    supervisions = batch["supervisions"]
+    cuts = supervisions.get("cut")
+    if cuts is not None:
+        return [cut.id for cut in cuts], float(sum(cut.duration for cut in cuts))
+    num = len(supervisions["text"])
+    seconds = float(supervisions["num_frames"].sum()) * FRAME_SHIFT
+    return [f"utt-{first_index + i}" for i in range(num)], seconds
+
+
+def decode_dataset(
+    dl: Iterable[Mapping[str, Any]],
+    params: Mapping[str, Any],
+    model: nn.Module,
+    tokens_to_words: Callable[[List[int]], List[str]],
+    test_set_name: str = "",
+    total_cuts: Optional[int] = None,
+    log_interval: int = 20,
+) -> Tuple[List[ResultTriple], DecodeStats]:
+    """Decode every batch of ``dl``.
+
+    Args:
+      tokens_to_words: token ids -> words (e.g. ``lambda ids: sp.decode(ids).split()``).
+      total_cuts: number of cuts in the set, for the progress percentage (optional).
+      log_interval: log progress every this many batches.
+    Returns:
+      ``(cut_id, ref_words, hyp_words)`` per cut in decoding order, and timing counts (decode
+      time covers the encoder and the search, not data loading).
+    """
+    results: List[ResultTriple] = []
+    stats = DecodeStats()
+    for batch_idx, batch in enumerate(dl):
+        cut_ids, seconds = _batch_cut_info(batch, stats.num_cuts)
+        start = time.perf_counter()
+        hyps = decode_one_batch(params, model, batch)
+        stats.decode_seconds += time.perf_counter() - start
+        stats.audio_seconds += seconds
+        stats.num_cuts += len(cut_ids)
+        for cut_id, ref_text, hyp in zip(cut_ids, batch["supervisions"]["text"], hyps):
+            results.append((cut_id, ref_text.split(), tokens_to_words(hyp.tokens)))
+        if batch_idx % log_interval == 0:
+            done = f"{stats.num_cuts}" + (f"/{total_cuts}" if total_cuts else "")
+            logging.info(
+                f"{test_set_name} batch {batch_idx}: {done} cuts decoded, "
+                f"RTF so far {stats.rtf:.4f}"
+            )
+    return results, stats
+
+
+def save_results(
+    params: Mapping[str, Any], test_set_name: str, results: Sequence[ResultTriple]
+) -> Optional[float]:
+    """Write recogs-*, and unless ``--skip-scoring`` errs-* and wer-summary-*, into
+    ``params["res_dir"]``. Returns the WER in percent (None when scoring is skipped)."""
+    res_dir = Path(params["res_dir"])
+    suffix = params["suffix"]
+    recogs = res_dir / f"recogs-{test_set_name}-{suffix}.txt"
+    store_transcripts(recogs, results)
+    logging.info(f"The transcripts are stored in {recogs}")
+    if params.get("skip_scoring"):
+        return None
+    key = result_key(params)
+    errs = res_dir / f"errs-{test_set_name}-{suffix}.txt"
+    wer = write_error_stats(errs, f"{test_set_name}-{key}", results, enable_log=True)
+    logging.info(f"Wrote detailed error stats to {errs}")
+    write_wer_summary(res_dir / f"wer-summary-{test_set_name}-{suffix}.txt", {key: wer})
+    return wer
+
+
+def decode_test_sets(
+    params: Mapping[str, Any],
+    model: nn.Module,
+    tokens_to_words: Callable[[List[int]], List[str]],
+    test_sets: Mapping[str, Iterable[Mapping[str, Any]]],
+    total_cuts: Optional[Mapping[str, int]] = None,
+) -> Dict[str, Tuple[Optional[float], DecodeStats]]:
+    """Decode and save each test set, then log a table of WER and decode RTF per set.
+
+    Args:
+      test_sets: name -> dataloader, decoded in order.
+    Returns:
+      name -> (WER % or None, stats).
+    """
+    summary = {}
+    for name, dl in test_sets.items():
+        results, stats = decode_dataset(
+            dl,
+            params,
+            model,
+            tokens_to_words,
+            test_set_name=name,
+            total_cuts=(total_cuts or {}).get(name),
+        )
+        wer = save_results(params, name, results)
+        summary[name] = (wer, stats)
+    lines = [f"{'test set':<16}{'WER %':>8}{'cuts':>8}{'audio s':>10}{'decode s':>10}{'RTF':>9}"]
+    for name, (wer, stats) in summary.items():
+        wer_text = "-" if wer is None else f"{wer:.2f}"
+        lines.append(
+            f"{name:<16}{wer_text:>8}{stats.num_cuts:>8}{stats.audio_seconds:>10.1f}"
+            f"{stats.decode_seconds:>10.1f}{stats.rtf:>9.4f}"
+        )
+    logging.info(
+        f"{params['decoding_method']} ({result_key(params)}), "
+        f"{torch.get_num_threads()} thread(s):\n" + "\n".join(lines)
+    )
+    return summary
