@@ -3,8 +3,9 @@
 
 The architecture comes from the params stored in the checkpoint, so decoding needs no repeated
 model flags; a model flag given on the command line must agree with the checkpoint (a
-contradiction is an error). Flags that are decoding choices rather than architecture (the chunk
-size and left context of a causal encoder) may differ and then override the stored values.
+contradiction is an error). Settings that are decoding choices rather than architecture (the chunk
+size and left context of a causal encoder, the BPE model's path) may differ and then override the
+stored values.
 """
 
 import argparse
@@ -25,8 +26,9 @@ from icefall_lite.utils import AttributeDict
 
 # Params a model needs that are not command-line flags of the model (they come from the data).
 MODEL_DATA_KEYS = ("vocab_size", "blank_id", "feature_dim")
-# Encoder settings that a causal model may be decoded with, whatever it was trained with.
-DECODE_TIME_KEYS = ("chunk_size", "left_context_frames")
+# Taken from the checkpoint unless given on the command line, where they may differ: the
+# chunk size and left context a causal model is decoded with, and where its BPE model lives.
+OVERRIDABLE_KEYS = ("chunk_size", "left_context_frames", "bpe_model")
 _COMPONENT_KEYS = (
     "model",
     "model_avg",
@@ -96,21 +98,21 @@ def apply_checkpoint_params(
     """Copy the architecture params from ``stored`` into ``params`` (in place).
 
     Args:
-      model_keys: the model flags' names (``add_tracked_arguments``); ``MODEL_DATA_KEYS`` are
-        always included.
+      model_keys: the model flags' names (``add_tracked_arguments``); ``MODEL_DATA_KEYS`` and
+        ``OVERRIDABLE_KEYS`` are always included.
       explicit: options given on the command line (``explicit_arguments``).
       source: checkpoint file name, for messages.
     Raises:
       ValueError naming the flag, when an explicit model flag contradicts the checkpoint.
     """
-    keys = list(dict.fromkeys(list(model_keys) + list(MODEL_DATA_KEYS)))
+    keys = list(dict.fromkeys(list(model_keys) + list(MODEL_DATA_KEYS) + list(OVERRIDABLE_KEYS)))
     for key in keys:
         if key not in stored:
             if key in params:
                 logging.warning(f"{source} has no '{key}'; using {params[key]!r}")
             continue
         if key in explicit:
-            if key in DECODE_TIME_KEYS:
+            if key in OVERRIDABLE_KEYS:
                 continue  # a decoding choice: keep the command line's
             if not same_setting(explicit[key], stored[key]):
                 raise ValueError(
@@ -134,31 +136,40 @@ def checkpoint_files(params: Mapping[str, Any]) -> List[str]:
     return [str(f) for f in files]
 
 
-def load_model_for_inference(
+def resolve_model_params(
     params: AttributeDict,
-    build_model: Callable[[AttributeDict], nn.Module],
     model_keys: Iterable[str],
     explicit: Optional[Mapping[str, Any]] = None,
-    device: Union[str, torch.device] = "cpu",
-) -> nn.Module:
-    """Build the model of the selected checkpoints and load their (averaged) weights.
+) -> List[str]:
+    """Find the checkpoints ``params`` selects and copy the architecture params of the newest
+    into ``params`` (see :func:`apply_checkpoint_params`). Returns the files (oldest first).
 
     Args:
-      params: needs ``exp_dir``, ``epoch``, ``iter``, ``avg``, ``use_averaged_model``; the
-        architecture params of the newest selected checkpoint are copied into it.
-      build_model: e.g. :func:`icefall_lite.models.build_model`.
+      params: needs ``exp_dir``, ``epoch``, ``iter``, ``avg``, ``use_averaged_model``.
       model_keys: names of the model flags (checked against and taken from the checkpoint).
       explicit: options given on the command line; model flags among them must agree with the
         checkpoint.
-    Returns:
-      The model on ``device``, in eval mode.
     """
     files = checkpoint_files(params)
     newest = files[-1]
     stored = stored_params(read_checkpoint(newest))
     apply_checkpoint_params(params, stored, model_keys, explicit or {}, newest)
+    return files
+
+
+def build_averaged_model(
+    params: AttributeDict,
+    build_model: Callable[[AttributeDict], nn.Module],
+    device: Union[str, torch.device] = "cpu",
+) -> nn.Module:
+    """Build the model from ``params`` (already resolved) and load the weights selected by
+    ``--epoch/--iter/--avg/--use-averaged-model``.
+
+    Returns:
+      The model on ``device``, in eval mode.
+    """
     model = build_model(params)
-    load_averaged_model(
+    files = load_averaged_model(
         model,
         params["exp_dir"],
         epoch=params["epoch"],
@@ -168,5 +179,17 @@ def load_model_for_inference(
         device="cpu",
     )
     num_params = sum(p.numel() for p in model.parameters())
-    logging.info(f"Model from {newest} ({num_params / 1e6:.2f}M parameters)")
+    logging.info(f"Loaded {[str(f) for f in files]} ({num_params / 1e6:.2f}M parameters)")
     return model.to(device).eval()
+
+
+def load_model_for_inference(
+    params: AttributeDict,
+    build_model: Callable[[AttributeDict], nn.Module],
+    model_keys: Iterable[str],
+    explicit: Optional[Mapping[str, Any]] = None,
+    device: Union[str, torch.device] = "cpu",
+) -> nn.Module:
+    """:func:`resolve_model_params` then :func:`build_averaged_model` (for export scripts)."""
+    resolve_model_params(params, model_keys, explicit)
+    return build_averaged_model(params, build_model, device)
