@@ -1,0 +1,93 @@
+"""The three streaming searches behind one interface: fresh per-stream state, advance over a
+chunk, final result. The searches themselves live in :mod:`icefall_lite.search`."""
+
+from typing import Any, List
+
+import torch
+from torch import nn
+
+from icefall_lite import search
+from icefall_lite.search import DecodingResult
+
+__all__ = ["STREAMING_DECODING_METHODS", "StreamingSearch"]
+
+STREAMING_DECODING_METHODS = ("greedy_search", "modified_beam_search", "fast_beam_search")
+
+
+class StreamingSearch:
+    """A decoding method bound to its settings.
+
+    Args:
+      model: has ``decoder`` and ``joiner`` (an ``AsrModel``, or an ONNX/TorchScript stand-in).
+      decoding_method: one of :data:`STREAMING_DECODING_METHODS`.
+      max_sym_per_frame: greedy_search: symbols per frame.
+      beam_size: modified_beam_search: hypotheses per stream (``--beam-size``).
+      beam, max_states, max_contexts: fast_beam_search pruning (``--beam``, ...).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        decoding_method: str,
+        max_sym_per_frame: int = 1,
+        beam_size: int = 4,
+        beam: float = 4.0,
+        max_states: int = 32,
+        max_contexts: int = 8,
+    ) -> None:
+        if decoding_method not in STREAMING_DECODING_METHODS:
+            raise ValueError(
+                f"--decoding-method {decoding_method!r} is not supported for streaming; "
+                f"choose from {', '.join(STREAMING_DECODING_METHODS)}"
+            )
+        self.model = model
+        self.decoding_method = decoding_method
+        self.max_sym_per_frame = max_sym_per_frame
+        self.beam_size = beam_size
+        self.beam = beam
+        self.max_states = max_states
+        self.max_contexts = max_contexts
+
+    def init_state(self) -> Any:
+        """A fresh search state for one stream."""
+        if self.decoding_method == "greedy_search":
+            return search.init_greedy_streams(self.model, 1)[0]
+        if self.decoding_method == "modified_beam_search":
+            return search.init_beam_streams(self.model, 1)[0]
+        return search.init_fast_beam_streams(self.model, 1)[0]
+
+    def decode_chunk(
+        self, encoder_out: torch.Tensor, encoder_out_lens: torch.Tensor, states: List[Any]
+    ) -> None:
+        """Advance ``states`` (one per row) over a chunk of encoder output (in place).
+
+        Args:
+          encoder_out: (B, T, encoder_dim) unprojected encoder output of the chunk.
+          encoder_out_lens: (B,) valid frames per row.
+        """
+        if self.decoding_method == "greedy_search":
+            search.greedy_search_chunk(
+                self.model, encoder_out, encoder_out_lens, states, self.max_sym_per_frame
+            )
+        elif self.decoding_method == "modified_beam_search":
+            search.modified_beam_search_chunk(
+                self.model, encoder_out, encoder_out_lens, states, self.beam_size
+            )
+        else:
+            search.fast_beam_search_chunk(
+                self.model,
+                encoder_out,
+                encoder_out_lens,
+                states,
+                self.beam,
+                self.max_states,
+                self.max_contexts,
+            )
+
+    def result(self, state: Any) -> DecodingResult:
+        """The best hypothesis of a stream so far."""
+        if self.decoding_method == "greedy_search":
+            return state.result(self.model.decoder.context_size)
+        if self.decoding_method == "modified_beam_search":
+            return state.result(self.model.decoder.context_size)
+        return search.best_path(state, self.model.decoder.blank_id)

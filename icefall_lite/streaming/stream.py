@@ -1,0 +1,142 @@
+"""One utterance being decoded chunk by chunk: its features, encoder state and search state.
+
+Feature feeding follows icefall's streaming Zipformer: the features get
+``TAIL_PADDING_FRAMES`` frames of ``LOG_EPS`` (silence in log-mel) appended so the last spoken
+frames leave the encoder's look-ahead; each chunk hands the encoder ``decode_chunk_len +
+pad_length`` frames and then advances by ``decode_chunk_len``, so consecutive chunks overlap by
+``pad_length`` frames (the front end's receptive field and look-ahead).
+"""
+
+import math
+from typing import Any, List, Tuple
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "DecodeStream",
+    "LOG_EPS",
+    "TAIL_PADDING_FRAMES",
+    "front_end_look_ahead",
+    "pad_tail",
+    "simulated_streaming_input",
+]
+
+LOG_EPS = math.log(1e-10)
+TAIL_PADDING_FRAMES = 30
+
+
+def pad_tail(
+    features: Tensor, feature_lens: Tensor, num_frames: int = TAIL_PADDING_FRAMES
+) -> Tuple[Tensor, Tensor]:
+    """Append ``num_frames`` LOG_EPS frames after each utterance's valid frames.
+
+    Simulated streaming (a causal model decoding whole utterances) must use this too, so that
+    it sees exactly the frames chunk-wise streaming sees.
+
+    Args:
+      features: (N, T, F) fbank, padded past ``feature_lens`` with anything.
+      feature_lens: (N,) valid frames.
+    Returns:
+      (N, T', F) features with T' = max(feature_lens) + num_frames, and (N,) new lengths.
+    """
+    n, _, f = features.shape
+    new_lens = feature_lens + num_frames
+    out = features.new_full((n, int(new_lens.max()), f), LOG_EPS)
+    for i, length in enumerate(feature_lens.tolist()):
+        out[i, :length] = features[i, :length]
+    return out, new_lens
+
+
+def front_end_look_ahead(encoder_embed: torch.nn.Module) -> int:
+    """Fbank frames (100 Hz) the front end looks ahead: twice its ConvNeXt's time padding."""
+    return 2 * int(encoder_embed.convnext.padding[0])
+
+
+def simulated_streaming_input(
+    encoder_embed: torch.nn.Module,
+    features: Tensor,
+    feature_lens: Tensor,
+    tail_padding_frames: int = TAIL_PADDING_FRAMES,
+) -> Tuple[Tensor, Tensor]:
+    """Input for decoding a causal model on whole utterances (``decode.py --causal 1``) so that
+    it computes exactly what chunk-wise streaming computes.
+
+    Two things make the two agree: the same LOG_EPS tail padding, and lengths reduced by the
+    front end's look-ahead. Chunk-wise, the last front-end frames (whose ConvNeXt look-ahead
+    runs past the input) are never computed; on a whole utterance they would be computed from
+    zero padding, then attended to by the frames of the last chunk. Shortening the lengths
+    masks them, so every encoder output frame matches and the frame counts are equal.
+
+    Args:
+      encoder_embed: the model's front end (for its look-ahead).
+      features: (N, T, F) fbank; feature_lens: (N,) valid frames.
+    Returns:
+      (N, T', F) tail-padded features and (N,) lengths to pass to ``model.forward_encoder``.
+    """
+    padded, padded_lens = pad_tail(features, feature_lens, tail_padding_frames)
+    return padded, padded_lens - front_end_look_ahead(encoder_embed)
+
+
+class DecodeStream:
+    """Decoding state of one utterance.
+
+    Args:
+      key: an id for the results (the cut id).
+      features: (T, F) fbank of the utterance, without tail padding.
+      states: the encoder state of this stream (batch size 1).
+      search_state: the search's per-stream state (e.g. ``GreedyStream``).
+      decode_chunk_len: fbank frames (100 Hz) the stream advances per chunk (2 * chunk_size).
+      pad_length: extra frames each chunk needs beyond ``decode_chunk_len``.
+      tail_padding_frames: LOG_EPS frames appended to the features.
+      flush_partial_chunk: also decode a last chunk shorter than ``chunk_frames`` (padded;
+        the default). False mimics sherpa-onnx, which decodes full chunks only.
+    """
+
+    def __init__(
+        self,
+        key: str,
+        features: Tensor,
+        states: List[Tensor],
+        search_state: Any,
+        decode_chunk_len: int,
+        pad_length: int,
+        tail_padding_frames: int = TAIL_PADDING_FRAMES,
+        flush_partial_chunk: bool = True,
+    ) -> None:
+        if features.ndim != 2:
+            raise ValueError(f"{key}: features must be (T, F), got shape {tuple(features.shape)}")
+        if decode_chunk_len <= 0:
+            raise ValueError(f"decode_chunk_len must be positive, got {decode_chunk_len}")
+        self.key = key
+        tail = features.new_full((tail_padding_frames, features.size(1)), LOG_EPS)
+        self.features = torch.cat([features, tail], dim=0)
+        self.states = states
+        self.search_state = search_state
+        self.decode_chunk_len = decode_chunk_len
+        self.pad_length = pad_length
+        self.num_processed_frames = 0
+        self.flush_partial_chunk = flush_partial_chunk
+
+    @property
+    def chunk_frames(self) -> int:
+        """Frames handed to the encoder per chunk (sherpa-onnx's ``T``)."""
+        return self.decode_chunk_len + self.pad_length
+
+    @property
+    def done(self) -> bool:
+        """True once no further chunk would give encoder output: fewer than ``pad_length``
+        frames are left (or, without ``flush_partial_chunk``, less than a full chunk)."""
+        remaining = self.features.size(0) - self.num_processed_frames
+        if self.flush_partial_chunk:
+            return remaining <= self.pad_length
+        return remaining <= self.chunk_frames
+
+    def next_chunk(self) -> Tensor:
+        """The next (<= chunk_frames, F) frames; advances by ``decode_chunk_len``."""
+        if self.done:
+            raise RuntimeError(f"{self.key}: next_chunk() on a finished stream")
+        start = self.num_processed_frames
+        chunk = self.features[start : start + self.chunk_frames]
+        self.num_processed_frames += self.decode_chunk_len
+        return chunk
