@@ -6,7 +6,8 @@
 * :mod:`~icefall_lite.streaming.search`: greedy / modified beam / fast beam search per chunk;
 * :mod:`~icefall_lite.streaming.decode`: the loop in which streams join and leave the batch.
 
-The chunk-wise encoder itself is ``icefall_lite.models.zipformer.streaming.ZipformerStreamingEncoder``.
+The chunk-wise encoder itself is
+``icefall_lite.models.zipformer.streaming.ZipformerStreamingEncoder``.
 """
 
 from icefall_lite.streaming.decode import (

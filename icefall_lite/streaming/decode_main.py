@@ -1,0 +1,148 @@
+"""What every ``<recipe>/streaming_decode.py`` does once its flags are parsed: load the causal
+model like decode.py does, decode each test set chunk by chunk, write the same result files.
+
+Results go to ``<exp-dir>/streaming/<decoding-method>/`` (recogs-*, errs-*, wer-summary-*,
+named as decode.py names them), so simulated (decode.py) and chunk-wise streaming results of
+one model can be compared file by file.
+"""
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any, Dict, Iterator, Mapping, Sequence, Tuple
+
+import torch
+from lhotse import CutSet
+
+from icefall_lite.data import AsrDataModule, load_bpe_model
+from icefall_lite.models import build_model
+from icefall_lite.models.zipformer.presets import parse_int_list
+from icefall_lite.models.zipformer.streaming import ZipformerStreamingEncoder
+from icefall_lite.search.decode_main import get_decode_parser, model_flag_names
+from icefall_lite.search.decoding import decoding_suffix, result_key, save_results
+from icefall_lite.search.model_loading import (
+    build_averaged_model,
+    explicit_arguments,
+    resolve_model_params,
+)
+from icefall_lite.streaming.decode import StreamingStats, streaming_decode
+from icefall_lite.streaming.search import STREAMING_DECODING_METHODS, StreamingSearch
+from icefall_lite.utils import AttributeDict, setup_logger
+
+__all__ = ["get_streaming_decode_parser", "run_streaming_decode", "cut_features"]
+
+
+def get_streaming_decode_parser(
+    test_sets: Sequence[str], description: str
+) -> argparse.ArgumentParser:
+    """decode.py's flags plus ``--num-decode-streams``."""
+    parser = get_decode_parser(test_sets, description)
+    parser.add_argument(
+        "--num-decode-streams",
+        type=int,
+        default=2000,
+        help="Most utterances decoded in parallel; a finished one frees its slot for the next.",
+    )
+    return parser
+
+
+def cut_features(cuts: CutSet) -> Iterator[Tuple[str, torch.Tensor]]:
+    """(cut id, (T, 80) fbank) for each cut, loaded lazily."""
+    for cut in cuts:
+        yield cut.id, torch.from_numpy(cut.load_features()).float()
+
+
+def _first(value: Any, flag: str) -> int:
+    return parse_int_list(value, flag)[0]
+
+
+def run_streaming_decode(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str],
+    dataset_prefix: str,
+    defaults: Mapping[str, Any],
+) -> Dict[str, Tuple[float, StreamingStats]]:
+    """Parse ``argv`` and decode every test set chunk by chunk.
+
+    Args:
+      parser: from :func:`get_streaming_decode_parser`.
+      dataset_prefix: cut files are ``<manifest-dir>/<prefix>_cuts_<test-set>.jsonl.gz``.
+      defaults: the recipe's ``get_params()``.
+    Returns:
+      test set -> (WER % or None, timing).
+    """
+    args = parser.parse_args(list(argv))
+    explicit = explicit_arguments(parser, argv)
+    params = AttributeDict(defaults)
+    params.update(vars(args))
+    params.exp_dir = Path(params.exp_dir)
+    if params.num_threads > 0:
+        torch.set_num_threads(params.num_threads)
+    if params.decoding_method not in STREAMING_DECODING_METHODS:
+        raise ValueError(
+            f"--decoding-method {params.decoding_method}: streaming supports "
+            f"{', '.join(STREAMING_DECODING_METHODS)}"
+        )
+    resolve_model_params(params, model_flag_names(), explicit)
+    if not params.get("causal"):
+        raise ValueError(
+            f"--epoch/--iter: the model in {params.exp_dir} was not trained with --causal 1; "
+            "it cannot be decoded chunk by chunk"
+        )
+    # Decoding uses one chunk size and left context (the first entries of the flags).
+    params.chunk_size = _first(params.chunk_size, "--chunk-size")
+    params.left_context_frames = _first(params.left_context_frames, "--left-context-frames")
+    params.res_dir = params.exp_dir / "streaming" / params.decoding_method
+    params.suffix = decoding_suffix(params)
+    setup_logger(f"{params.res_dir}/log-decode-{params.suffix}")
+    logging.info("Streaming decoding started")
+    logging.info(params)
+
+    device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    model = build_averaged_model(params, build_model, device)
+    encoder = ZipformerStreamingEncoder(
+        model.encoder_embed, model.encoder, params.chunk_size, params.left_context_frames
+    )
+    search = StreamingSearch(
+        model,
+        params.decoding_method,
+        max_sym_per_frame=params.max_sym_per_frame,
+        beam_size=params.beam_size,
+        beam=params.beam,
+        max_states=params.max_states,
+        max_contexts=params.max_contexts,
+    )
+    sp = load_bpe_model(params.bpe_model)
+    data_module = AsrDataModule(args)
+
+    summary: Dict[str, Tuple[float, StreamingStats]] = {}
+    for name in [s for s in params.test_sets.split(",") if s]:
+        cuts = data_module.load_cuts(dataset_prefix, name).to_eager()
+        decoded, stats = streaming_decode(
+            encoder,
+            search,
+            cut_features(cuts),
+            num_decode_streams=params.num_decode_streams,
+            device=device,
+            log_interval=50,
+        )
+        results = [
+            (cut.id, cut.supervisions[0].text.split(), sp.decode(decoded[cut.id].tokens).split())
+            for cut in cuts
+        ]
+        wer = save_results(params, name, results)
+        summary[name] = (wer, stats)
+    lines = [f"{'test set':<16}{'WER %':>8}{'chunks':>8}{'audio s':>10}{'RTF':>9}{'ms/chunk':>10}"]
+    for name, (wer, stats) in summary.items():
+        wer_text = "-" if wer is None else f"{wer:.2f}"
+        rtf = stats.total_seconds / max(stats.audio_seconds, 1e-9)
+        per_chunk = 1000 * stats.total_seconds / max(len(stats.chunk_seconds), 1)
+        lines.append(
+            f"{name:<16}{wer_text:>8}{len(stats.chunk_seconds):>8}{stats.audio_seconds:>10.1f}"
+            f"{rtf:>9.4f}{per_chunk:>10.1f}"
+        )
+    logging.info(
+        f"streaming {params.decoding_method} ({result_key(params)}), chunk {params.chunk_size}, "
+        f"left context {params.left_context_frames}:\n" + "\n".join(lines)
+    )
+    return summary
