@@ -181,7 +181,7 @@ class Conv2dSubsampling(nn.Module):
         Returns:
             (N, (T - 7) // 2, out_channels) embeddings and (N,) lengths ``(x_lens - 7) // 2``.
         """
-        if x.shape[1] < 7:
+        if not torch.jit.is_tracing() and x.shape[1] < 7:
             raise ValueError(f"Conv2dSubsampling needs at least 7 frames, got {x.shape[1]}")
         x = self.conv(x.unsqueeze(1))
         x = self.convnext(x)
