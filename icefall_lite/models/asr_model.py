@@ -21,6 +21,11 @@ import torch.nn as nn
 from icefall_lite import rnnt
 from icefall_lite.models.decoder import Decoder
 from icefall_lite.models.joiner import Joiner
+from icefall_lite.models.zipformer import (
+    add_zipformer_arguments,
+    build_zipformer,
+    resolve_zipformer_params,
+)
 from icefall_lite.models.zipformer.scaling import ScaledLinear
 from icefall_lite.utils import AttributeDict, make_pad_mask, str2bool
 
@@ -276,7 +281,13 @@ def transducer_loss_scales(
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of the transducer/CTC wrapper (the encoder adds its own)."""
+    """Every flag :func:`build_model` and the transducer losses read.
+
+    That is the Zipformer encoder's flags (``add_zipformer_arguments``: ``--model-size``,
+    ``--encoder-dim``, ...) plus the decoder/joiner/loss flags below, so a recipe script calls
+    this once (and not ``add_zipformer_arguments`` as well).
+    """
+    add_zipformer_arguments(parser)
     group = parser.add_argument_group("transducer model")
     group.add_argument(
         "--decoder-dim", type=int, default=512, help="Embedding dimension of the decoder."
@@ -346,7 +357,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def check_model_arguments(params: AttributeDict) -> None:
-    """Raise ``ValueError`` with a one-line message naming the bad flag."""
+    """Raise ``ValueError`` with a one-line message naming the bad flag.
+
+    Also resolves and checks the encoder flags (unset per-stack flags are filled in from
+    ``--model-size`` in ``params``; mismatched per-stack lists are rejected).
+    """
+    resolve_zipformer_params(params)
     if not (params.use_transducer or params.use_ctc):
         raise ValueError("--use-transducer and --use-ctc are both false: nothing to train")
     for flag, value in (
@@ -378,14 +394,12 @@ def check_model_arguments(params: AttributeDict) -> None:
 def build_model(params: AttributeDict) -> AsrModel:
     """Build the Zipformer transducer/CTC model described by ``params``.
 
-    ``params`` holds the encoder flags (see ``add_zipformer_arguments``), the flags of
-    :func:`add_model_arguments`, ``vocab_size`` and ``blank_id``.
+    ``params`` holds the flags of :func:`add_model_arguments` (the encoder's included; unset
+    encoder flags are filled in from ``--model-size``), ``vocab_size`` and ``blank_id``.
     """
-    from icefall_lite.models.zipformer import build_zipformer
-
     check_model_arguments(params)
     encoder_embed, encoder = build_zipformer(params)
-    encoder_dim = encoder_output_dim(encoder, params)
+    encoder_dim = encoder.output_dim
 
     decoder = joiner = None
     if params.use_transducer:
@@ -412,19 +426,3 @@ def build_model(params: AttributeDict) -> AsrModel:
         use_transducer=params.use_transducer,
         use_ctc=params.use_ctc,
     )
-
-
-def encoder_output_dim(encoder: nn.Module, params: AttributeDict) -> int:
-    """Last dimension of the encoder output.
-
-    Zipformer2 outputs the largest of its per-stack dims (``--encoder-dim`` is a comma-separated
-    list). An encoder may also state it as an ``output_dim`` attribute.
-    """
-    if hasattr(encoder, "output_dim"):
-        return int(encoder.output_dim)
-    dims = params.encoder_dim
-    if isinstance(dims, str):
-        dims = [int(d) for d in dims.split(",")]
-    elif isinstance(dims, int):
-        dims = [dims]
-    return max(dims)

@@ -1,4 +1,4 @@
-"""Decoder, Joiner and AsrModel (pruned RNN-T + CTC) on tiny shapes with a small stand-in encoder."""
+"""Decoder, Joiner and AsrModel (pruned RNN-T + CTC) on tiny shapes with a stand-in encoder."""
 
 import argparse
 
