@@ -1,0 +1,1 @@
+../../../synth/ASR/shared/parse_options.sh
