@@ -434,6 +434,13 @@ def get_rnnt_logprobs_pruned(
         )
     S = symbols.shape[1]
     _check_symbols(symbols, B, S, "get_rnnt_logprobs_pruned")
+    if rnnt_type == "constrained" and s_range < 2 and S > 0:
+        # A constrained symbol arc also pays for the blank at the next position, which a window
+        # of one position never contains: every path would be pruned away.
+        raise ValueError(
+            "get_rnnt_logprobs_pruned: rnnt_type='constrained' needs s_range >= 2, got "
+            f"{s_range} (the loss would be infinite)"
+        )
     _check_lengths(S, T, rnnt_type, boundary)
 
     normalizers = torch.logsumexp(logits, dim=3)  # (B, T, s_range)
