@@ -1,0 +1,158 @@
+#!/usr/bin/env python3
+"""Synthesise the utterances of ``data/local/<split>.tsv`` and write lhotse manifests.
+
+Usage:
+  ./local/synthesize.py --split train --nj 2 --text-dir data/local \\
+      --audio-dir download/synth --manifest-dir data/manifests
+
+Audio: ``<audio-dir>/<split>/<utt_id>.wav`` (16 kHz mono 16-bit); files already there are kept,
+so an interrupted run resumes. Manifests: ``<manifest-dir>/synth_recordings_<split>.jsonl.gz`` and
+``synth_supervisions_<split>.jsonl.gz``, validated against each other.
+"""
+
+import argparse
+import csv
+import logging
+import sys
+import tempfile
+from collections import defaultdict
+from multiprocessing import Pool
+from pathlib import Path
+from typing import List, Tuple
+
+from lhotse import (
+    Recording,
+    RecordingSet,
+    SupervisionSegment,
+    SupervisionSet,
+    validate_recordings_and_supervisions,
+)
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from voices import (  # noqa: E402
+    Voice,
+    missing_tools,
+    synthesize_espeak,
+    synthesize_festival_batch,
+    synthesize_flite,
+)
+
+# Festival utterances per process: enough to hide its start-up time, small enough to balance jobs.
+FESTIVAL_CHUNK = 25
+
+Row = List[str]
+
+
+def read_rows(path: Path) -> List[Row]:
+    if not path.is_file():
+        sys.exit(f"synthesize.py: {path} not found (made by prepare.sh's text stage)")
+    with open(path, encoding="utf-8", newline="") as f:
+        return list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\"))
+
+
+def synthesize_work_item(item: Tuple[str, List[Row], str]) -> int:
+    """Synthesise one work item (one row, or a chunk of festival rows); returns rows done."""
+    engine, rows, out_dir = item
+    out_dir = Path(out_dir)
+    if engine == "festival":
+        voice = Voice("festival", rows[0][3])
+        with tempfile.TemporaryDirectory(dir=out_dir) as work_dir:
+            synthesize_festival_batch(
+                voice,
+                [(row[6], float(row[4]), out_dir / f"{row[0]}.wav") for row in rows],
+                Path(work_dir),
+            )
+        return len(rows)
+    for utt_id, _, _, voice_name, rate, pitch, speak, _ in rows:
+        voice = Voice(engine, voice_name)
+        function = synthesize_espeak if engine == "espeak-ng" else synthesize_flite
+        function(voice, speak, float(rate), float(pitch), out_dir / f"{utt_id}.wav")
+    return len(rows)
+
+
+def make_work_items(rows: List[Row], out_dir: Path) -> List[Tuple[str, List[Row], str]]:
+    todo = [row for row in rows if not (out_dir / f"{row[0]}.wav").is_file()]
+    items = []
+    festival_by_voice = defaultdict(list)
+    for row in todo:
+        if row[2] == "festival":
+            festival_by_voice[row[3]].append(row)
+        else:
+            items.append((row[2], [row], str(out_dir)))
+    for voice_rows in festival_by_voice.values():
+        for start in range(0, len(voice_rows), FESTIVAL_CHUNK):
+            items.append(("festival", voice_rows[start : start + FESTIVAL_CHUNK], str(out_dir)))
+    # Slow items first so that the last minutes are not one job finishing a long tail.
+    items.sort(key=lambda item: item[0] != "festival")
+    return items
+
+
+def write_manifests(rows: List[Row], out_dir: Path, manifest_dir: Path, split: str) -> float:
+    recordings = []
+    supervisions = []
+    for utt_id, speaker, engine, voice_name, _, _, _, transcript in rows:
+        recording = Recording.from_file(out_dir / f"{utt_id}.wav", recording_id=utt_id)
+        recordings.append(recording)
+        supervisions.append(
+            SupervisionSegment(
+                id=utt_id,
+                recording_id=utt_id,
+                start=0.0,
+                duration=recording.duration,
+                channel=0,
+                text=transcript,
+                speaker=speaker,
+                language="English",
+                custom={"engine": engine, "voice": voice_name},
+            )
+        )
+    recording_set = RecordingSet.from_recordings(recordings)
+    supervision_set = SupervisionSet.from_segments(supervisions)
+    validate_recordings_and_supervisions(recording_set, supervision_set)
+    manifest_dir.mkdir(parents=True, exist_ok=True)
+    for name, manifest in (("recordings", recording_set), ("supervisions", supervision_set)):
+        final = manifest_dir / f"synth_{name}_{split}.jsonl.gz"
+        tmp = final.with_name(".tmp." + final.name)
+        manifest.to_file(tmp)
+        tmp.replace(final)
+    return sum(r.duration for r in recordings)
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--split", required=True, help="train, dev or test-synth.")
+    parser.add_argument("--nj", type=int, default=2, help="Parallel synthesis processes.")
+    parser.add_argument("--text-dir", type=Path, default=Path("data/local"))
+    parser.add_argument("--audio-dir", type=Path, default=Path("download/synth"))
+    parser.add_argument("--manifest-dir", type=Path, default=Path("data/manifests"))
+    return parser
+
+
+def main() -> None:
+    args = get_parser().parse_args()
+    logging.basicConfig(format="%(asctime)s %(levelname)s [synthesize] %(message)s", level="INFO")
+    missing = missing_tools()
+    if missing:
+        sys.exit("synthesize.py: missing tools; install them with: " + "; ".join(missing))
+    rows = read_rows(args.text_dir / f"{args.split}.tsv")
+    out_dir = args.audio_dir / args.split
+    out_dir.mkdir(parents=True, exist_ok=True)
+    items = make_work_items(rows, out_dir)
+    logging.info(f"{args.split}: {len(rows)} utterances, {sum(len(i[1]) for i in items)} to make")
+    with (
+        Pool(max(1, args.nj)) as pool,
+        tqdm(
+            total=sum(len(i[1]) for i in items), desc=f"synth {args.split}", unit="utt"
+        ) as progress,
+    ):
+        for done in pool.imap_unordered(synthesize_work_item, items):
+            progress.update(done)
+    seconds = write_manifests(rows, out_dir, args.manifest_dir, args.split)
+    logging.info(f"{args.split}: {len(rows)} utterances, {seconds / 3600:.2f} hours")
+
+
+if __name__ == "__main__":
+    main()

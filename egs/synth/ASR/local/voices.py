@@ -1,0 +1,129 @@
+"""The synthetic speakers: which engine and voice, how rate and pitch vary, how to synthesise.
+
+Train and dev share ``TRAIN_VOICES``; test-synth uses ``TEST_VOICES``, which share no voice with
+them and add an engine (festival) that train/dev never use, so test-synth measures generalisation
+to unseen voices. Every engine's output becomes 16 kHz mono 16-bit WAV.
+"""
+
+import random
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Sequence, Tuple
+
+SAMPLE_RATE = 16000
+
+# espeak-ng accents and voice variants (files in espeak-ng-data/voices/!v).
+TRAIN_ESPEAK_ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc"]
+TEST_ESPEAK_ACCENTS = ["en-gb-x-gbclan", "en-gb-x-gbcwmd"]
+TRAIN_ESPEAK_VARIANTS = (
+    "male1 male2 male3 male4 male5 male7 female1 female2 female3 female5 klatt klatt2 klatt3 "
+    "Andy Steph Michael Mike Alex Alicia David Linda Paul Robert Zac shelby travis grandma Lee "
+    "John Max Quincy anika"
+).split()
+TEST_ESPEAK_VARIANTS = (
+    "male6 male8 female4 klatt4 Annie Edward Denis norbert victor grandpa".split()
+)
+TRAIN_FLITE = ["kal16", "awb", "rms"]
+TEST_FLITE = ["slt"]
+TEST_FESTIVAL = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]
+
+TOOLS = {
+    "espeak-ng": "apt-get install -y espeak-ng",
+    "flite": "apt-get install -y flite",
+    "festival": "apt-get install -y festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
+    "sox": "apt-get install -y sox",
+}
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One synthetic speaker. ``rate`` and ``pitch`` are drawn per utterance around 1.0."""
+
+    engine: str  # espeak-ng | flite | festival
+    name: str  # espeak "en-us+male3", flite "awb", festival "kal_diphone"
+    rate_range: Tuple[float, float] = (0.85, 1.2)
+    pitch_range: Tuple[float, float] = (0.8, 1.25)
+
+    @property
+    def speaker(self) -> str:
+        return f"{self.engine}_{self.name}".replace("+", "_").replace("-", "")
+
+    def sample_prosody(self, rng: random.Random) -> Tuple[float, float]:
+        return rng.uniform(*self.rate_range), rng.uniform(*self.pitch_range)
+
+
+def _voices(
+    accents: Sequence[str], variants: Sequence[str], flite: Sequence[str], festival: Sequence[str]
+) -> List[Voice]:
+    voices = [Voice("espeak-ng", f"{a}+{v}") for a in accents for v in variants]
+    # flite and festival have fewer voices than espeak has variants: repeat them so that each
+    # engine gets a fair share when utterances pick a voice uniformly.
+    repeat = max(1, len(voices) // (4 * max(1, len(flite) + len(festival))))
+    voices += [Voice("flite", name) for name in flite] * repeat
+    voices += [Voice("festival", name, pitch_range=(1.0, 1.0)) for name in festival] * repeat
+    return voices
+
+
+TRAIN_VOICES = _voices(TRAIN_ESPEAK_ACCENTS, TRAIN_ESPEAK_VARIANTS, TRAIN_FLITE, [])
+TEST_VOICES = _voices(TEST_ESPEAK_ACCENTS, TEST_ESPEAK_VARIANTS, TEST_FLITE, TEST_FESTIVAL)
+
+
+def missing_tools() -> List[str]:
+    """Install commands for the synthesis tools that are not on PATH."""
+    return [command for tool, command in TOOLS.items() if shutil.which(tool) is None]
+
+
+def _to_16k(raw_wav: Path, out_wav: Path, gain_db: float) -> None:
+    subprocess.run(
+        ["sox", "-q", str(raw_wav), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(out_wav)]
+        + ["gain", f"{gain_db:.1f}"],
+        check=True,
+    )
+
+
+def synthesize_espeak(voice: Voice, text: str, rate: float, pitch: float, out_wav: Path) -> None:
+    # espeak-ng: -s words per minute (default 175), -p pitch 0-99 (default 50).
+    with tempfile.NamedTemporaryFile(suffix=".wav", dir=out_wav.parent) as raw:
+        subprocess.run(
+            ["espeak-ng", "-v", voice.name, "-s", str(int(165 * rate)), "-p"]
+            + [str(int(min(99, 50 * pitch))), "-w", raw.name, text],
+            check=True,
+        )
+        _to_16k(Path(raw.name), out_wav, gain_db=-3.0 * pitch)
+
+
+def synthesize_flite(voice: Voice, text: str, rate: float, pitch: float, out_wav: Path) -> None:
+    # flite: duration_stretch > 1 is slower speech; int_f0_target_mean sets the mean pitch (Hz).
+    base_f0 = 170.0 if voice.name == "slt" else 110.0
+    with tempfile.NamedTemporaryFile(suffix=".wav", dir=out_wav.parent) as raw:
+        subprocess.run(
+            ["flite", "-voice", voice.name, "--setf", f"duration_stretch={1.0 / rate:.3f}"]
+            + ["--setf", f"int_f0_target_mean={base_f0 * pitch:.0f}", "-t", text, "-o", raw.name],
+            check=True,
+        )
+        _to_16k(Path(raw.name), out_wav, gain_db=-2.0)
+
+
+def synthesize_festival_batch(
+    voice: Voice, items: Sequence[Tuple[str, float, Path]], work_dir: Path
+) -> None:
+    """Festival starts slowly (~0.5 s), so one process reads a script that says many utterances."""
+    script = work_dir / f"festival-{voice.name}.scm"
+    raw_files = []
+    with open(script, "w", encoding="utf-8") as f:
+        f.write(f"(voice_{voice.name})\n")
+        for index, (text, rate, out_wav) in enumerate(items):
+            raw = work_dir / f"festival-{voice.name}-{index}.wav"
+            raw_files.append((raw, out_wav))
+            safe = text.replace("\\", " ").replace('"', " ")
+            # Duration_Stretch > 1 slows speech down, like flite's duration_stretch.
+            f.write(f"(Parameter.set 'Duration_Stretch {1.0 / rate:.3f})\n")
+            f.write(f'(utt.save.wave (utt.synth (Utterance Text "{safe}")) "{raw}" \'riff)\n')
+    subprocess.run(["festival", "-b", str(script)], check=True, stdout=subprocess.DEVNULL)
+    for raw, out_wav in raw_files:
+        _to_16k(raw, out_wav, gain_db=-2.0)
+        raw.unlink()
+    script.unlink()

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Make the synth corpus on this machine and prepare it as a real corpus is prepared.
+#
+# Usage:
+#   ./prepare.sh                                   # all stages, default size (a few hours of audio)
+#   ./prepare.sh --stage 3 --stop-stage 5          # only some stages
+#   ./prepare.sh --num-train 200 --num-dev 20 --num-test-synth 20 --num-test-human 20   # tiny
+#
+# Stages (each leaves data/.stage<N>.done; delete it, or the outputs, to redo a stage):
+#   0  check the tools (espeak-ng, flite, festival, sox, Asterisk sounds, fortunes, python av)
+#   1  test-human: Asterisk's recorded prompts (real human speech) + normalised transcripts
+#   2  text: generated utterances for train/dev/test-synth (no test sentence in train/dev)
+#   3  audio: synthesis of train, dev (same voices) and test-synth (held-out voices and engine)
+#   4  noise: music on hold + generated noise for on-the-fly mixing
+#   5  fbank: 80-dim fbank for all splits (+ speed perturbation on train) and the noise cuts
+#   6  lang: sentencepiece BPE, data/lang_bpe_<vocab_size>/{bpe.model,tokens.txt}
+#   7  summary: hours and utterances per split
+#
+# Outputs: data/manifests/synth_{recordings,supervisions}_<split>.jsonl.gz,
+#   data/fbank/synth_cuts_<split>.jsonl.gz (splits: train dev test-synth test-human noise),
+#   data/lang_bpe_<N>/. Audio: download/.
+
+set -eou pipefail
+
+stage=0
+stop_stage=100
+nj=2                # parallel jobs for synthesis and fbank (the machine has 2 cores)
+seed=42             # the same seed gives the same text, voices and prosody
+num_train=5000      # training utterances (~1-8 s each; 5000 is about 4.5 hours)
+num_dev=250
+num_test_synth=250
+num_test_human=0    # 0: all usable Asterisk prompts (~450)
+vocab_size=500      # BPE size, as LibriSpeech's recipe
+perturb_speed=false # add 0.9/1.1 speed-perturbed copies of train (3x fbank time)
+
+. shared/parse_options.sh || exit 1
+
+log() {
+  local fname=${BASH_SOURCE[1]##*/}
+  echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
+}
+
+# Runs "$@" as stage $1 if it is in range and not done yet; logs how long it took.
+run_stage() {
+  local n=$1 name=$2
+  shift 2
+  if [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ]; then
+    if [ -f "data/.stage$n.done" ]; then
+      log "Stage $n ($name): done before (data/.stage$n.done), skipping"
+      return 0
+    fi
+    log "Stage $n: $name"
+    local start=$SECONDS
+    "$@"
+    touch "data/.stage$n.done"
+    log "Stage $n ($name) took $((SECONDS - start)) s"
+  fi
+}
+
+python=${PYTHON:-python3}
+mkdir -p data/local data/manifests data/fbank download
+total_start=$SECONDS
+
+check_tools() {
+  local missing=()
+  command -v espeak-ng >/dev/null || missing+=("espeak-ng: apt-get install -y espeak-ng")
+  command -v flite >/dev/null || missing+=("flite: apt-get install -y flite")
+  command -v festival >/dev/null || missing+=("festival: apt-get install -y festival")
+  [ -d /usr/share/festival/voices/english/kal_diphone ] ||
+    missing+=("festival voice kal_diphone: apt-get install -y festvox-kallpc16k")
+  [ -d /usr/share/festival/voices/english/ked_diphone ] ||
+    missing+=("festival voice ked_diphone: apt-get install -y festvox-kdlpc16k")
+  [ -d /usr/share/festival/voices/us/cmu_us_slt_arctic_hts ] ||
+    missing+=("festival voice slt hts: apt-get install -y festvox-us-slt-hts")
+  command -v sox >/dev/null || missing+=("sox: apt-get install -y sox")
+  [ -d /usr/share/asterisk/sounds/en_US_f_Allison ] ||
+    missing+=("Asterisk G.722 prompts: apt-get install -y asterisk-core-sounds-en-g722")
+  [ -f /usr/share/doc/asterisk-core-sounds-en/core-sounds-en.txt.gz ] ||
+    missing+=("Asterisk prompt transcripts: apt-get install -y asterisk-core-sounds-en")
+  [ -d /usr/share/asterisk/moh ] ||
+    missing+=("music on hold: apt-get install -y asterisk-moh-opsound-g722")
+  [ -d /usr/share/games/fortunes ] || missing+=("English text: apt-get install -y fortunes")
+  $python -c "import av" 2>/dev/null || missing+=("PyPI av (G.722 decoding): pip install av")
+  $python -c "import lhotse, sentencepiece" 2>/dev/null ||
+    missing+=("lhotse/sentencepiece: pip install -r requirements.txt")
+  if [ ${#missing[@]} -gt 0 ]; then
+    for m in "${missing[@]}"; do echo "prepare.sh: missing $m" >&2; done
+    exit 1
+  fi
+  log "All tools found"
+}
+
+synth_audio() {
+  for split in train dev test-synth; do
+    $python local/synthesize.py --split $split --nj $nj --text-dir data/local \
+      --audio-dir download/synth --manifest-dir data/manifests
+  done
+}
+
+run_stage 0 "check tools" check_tools
+run_stage 1 "test-human (Asterisk prompts)" $python local/prepare_human.py \
+  --audio-dir download/asterisk --manifest-dir data/manifests \
+  --text-out data/local/test-human.txt --max-utterances $num_test_human
+run_stage 2 "text" $python local/make_text.py --seed $seed --num-train $num_train \
+  --num-dev $num_dev --num-test-synth $num_test_synth \
+  --human-transcripts data/local/test-human.txt --out-dir data/local
+run_stage 3 "synthesise audio" synth_audio
+run_stage 4 "noise and music" $python local/prepare_noise.py --audio-dir download/noise \
+  --manifest-dir data/manifests --seed $seed
+run_stage 5 "fbank" $python local/compute_fbank.py --splits train dev test-synth test-human \
+  --noise true --nj $nj --perturb-speed $perturb_speed \
+  --manifest-dir data/manifests --fbank-dir data/fbank
+run_stage 6 "BPE lang dir (vocab $vocab_size)" $python local/train_bpe_model.py \
+  --cuts data/fbank/synth_cuts_train.jsonl.gz --lang-dir data/lang_bpe_$vocab_size \
+  --vocab-size $vocab_size
+
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+  log "Stage 7: summary"
+  $python local/summary.py --manifest-dir data/manifests --fbank-dir data/fbank
+  log "prepare.sh took $((SECONDS - total_start)) s"
+fi

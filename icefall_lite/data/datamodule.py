@@ -1,0 +1,381 @@
+"""The data module every recipe shares: icefall's flags, lhotse samplers and datasets.
+
+Batches are lhotse ``K2SpeechRecognitionDataset`` batches::
+
+    batch["inputs"]                      (N, T, 80) float fbank
+    batch["supervisions"]["text"]        list[str]
+    batch["supervisions"]["num_frames"]  (N,) valid frames per utterance
+    batch["supervisions"]["cut"]         list of cuts (with --return-cuts true)
+
+Resuming mid-epoch: the training loop saves ``train_dl.sampler.state_dict()`` in its checkpoint
+and passes it back as ``train_dataloaders(cuts, sampler_state_dict=...)``. The state records the
+batches the loop actually received (not the ones the DataLoader prefetched), so the resumed run
+continues at exactly the next batch.
+"""
+
+import argparse
+import inspect
+import logging
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import torch
+from lhotse import CutSet
+from lhotse.dataset import (
+    CutConcatenate,
+    CutMix,
+    DynamicBucketingSampler,
+    K2SpeechRecognitionDataset,
+    PrecomputedFeatures,
+    SimpleCutSampler,
+    SpecAugment,
+)
+from lhotse.dataset.input_strategies import AudioSamples, OnTheFlyFeatures  # noqa: F401
+from torch.utils.data import DataLoader
+
+from icefall_lite.data.cuts import load_cut_file, load_cuts
+from icefall_lite.data.features import make_fbank_extractor
+from icefall_lite.utils import str2bool
+
+__all__ = ["AsrDataModule", "ExactResumeBucketingSampler"]
+
+_INPUT_STRATEGIES = ("PrecomputedFeatures", "OnTheFlyFeatures", "AudioSamples")
+
+
+class ExactResumeBucketingSampler(DynamicBucketingSampler):
+    """DynamicBucketingSampler whose state counts consumed batches, not prefetched ones.
+
+    lhotse's own state counts the batches the sampler produced; a DataLoader with workers asks
+    for several batches ahead, so resuming from that count would skip batches the model never
+    saw. :class:`_CountingDataLoader` tells this sampler how many batches the loop has received;
+    on restore the sampler fast-forwards exactly that far (sampling is deterministic given
+    seed and epoch, and fast-forwarding reads only cut metadata).
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.num_batches_consumed = 0
+
+    def __iter__(self) -> "ExactResumeBucketingSampler":
+        if not self._just_restored_state:
+            self.num_batches_consumed = 0
+        return super().__iter__()
+
+    def state_dict(self) -> Dict[str, Any]:
+        state = super().state_dict()
+        state["num_batches_consumed"] = self.num_batches_consumed
+        return state
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        state_dict = dict(state_dict)  # lhotse pops keys; keep the caller's checkpoint intact
+        self.num_batches_consumed = state_dict.pop("num_batches_consumed", None)
+        super().load_state_dict(state_dict)
+
+    def _fast_forward(self) -> None:
+        # Replaces lhotse's fast-forward (which replays every *produced* batch) with a replay of
+        # the consumed ones; with no count saved (a plain lhotse state) keep lhotse's behaviour.
+        if self.num_batches_consumed is None:
+            super()._fast_forward()
+            self.num_batches_consumed = self.diagnostics.current_epoch_stats.total_batches
+            return
+        from lhotse.dataset.sampling.base import EpochDiagnostics
+
+        epoch = self.diagnostics.current_epoch
+        self.set_epoch(epoch)
+        self.diagnostics.stats_per_epoch[epoch] = EpochDiagnostics(epoch=epoch)
+        self._just_restored_state = False
+        iter(self)
+        consumed = self.num_batches_consumed
+        for _ in range(consumed):
+            next(self)
+        self.num_batches_consumed = consumed
+        self._just_restored_state = True
+
+
+class _CountingDataLoader(DataLoader):
+    """DataLoader that reports each batch handed to the loop to its sampler."""
+
+    def __iter__(self):
+        batches = super().__iter__()  # creates the sampler iterator (resets or resumes it)
+        sampler = self.sampler
+        start = getattr(sampler, "num_batches_consumed", 0) or 0
+        for index, batch in enumerate(batches, start=1):
+            if hasattr(sampler, "num_batches_consumed"):
+                sampler.num_batches_consumed = start + index
+            yield batch
+
+
+class _SeedWorker:
+    """Gives every DataLoader worker its own, reproducible random seed (picklable)."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+
+    def __call__(self, worker_id: int) -> None:
+        import random
+
+        import numpy as np
+
+        worker_seed = self.seed + worker_id
+        torch.manual_seed(worker_seed)
+        random.seed(worker_seed)
+        np.random.seed(worker_seed % (2**32))
+
+
+class AsrDataModule:
+    """Train/valid/test DataLoaders over lhotse cuts, configured by icefall's flags.
+
+    Usage in a recipe::
+
+        AsrDataModule.add_arguments(parser)
+        args = parser.parse_args()
+        data = AsrDataModule(args)
+        train_cuts = data.load_cuts("synth", "train")
+        train_dl = data.train_dataloaders(train_cuts, sampler_state_dict=state)
+    """
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        if args.input_strategy not in _INPUT_STRATEGIES:
+            raise ValueError(
+                f"--input-strategy must be one of {', '.join(_INPUT_STRATEGIES)}, "
+                f"got {args.input_strategy!r}"
+            )
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        group = parser.add_argument_group(
+            title="ASR data related options",
+            description="Options for the cut manifests, samplers, batches and augmentation.",
+        )
+        group.add_argument(
+            "--manifest-dir",
+            type=Path,
+            default=Path("data/fbank"),
+            help="Folder with the cut manifests <prefix>_cuts_<split>.jsonl.gz.",
+        )
+        group.add_argument(
+            "--max-duration",
+            type=float,
+            default=200.0,
+            help="Seconds of audio per batch (before padding); lower it on out-of-memory.",
+        )
+        group.add_argument(
+            "--bucketing-sampler",
+            type=str2bool,
+            default=True,
+            help="true: DynamicBucketingSampler (batches of similar durations, less padding). "
+            "false: SimpleCutSampler.",
+        )
+        group.add_argument(
+            "--num-buckets",
+            type=int,
+            default=30,
+            help="Duration buckets of the bucketing sampler.",
+        )
+        group.add_argument(
+            "--concatenate-cuts",
+            type=str2bool,
+            default=False,
+            help="Join utterances into longer cuts to reduce padding (icefall's flag).",
+        )
+        group.add_argument(
+            "--duration-factor",
+            type=float,
+            default=1.0,
+            help="With --concatenate-cuts: maximum concatenated duration relative to the longest.",
+        )
+        group.add_argument(
+            "--gap",
+            type=float,
+            default=1.0,
+            help="With --concatenate-cuts: seconds of padding between joined cuts.",
+        )
+        group.add_argument(
+            "--shuffle",
+            type=str2bool,
+            default=True,
+            help="Shuffle training cuts (the order is still reproducible from the seed and epoch).",
+        )
+        group.add_argument(
+            "--drop-last",
+            type=str2bool,
+            default=True,
+            help="Drop the last, incomplete training batch.",
+        )
+        group.add_argument(
+            "--return-cuts",
+            type=str2bool,
+            default=True,
+            help="Put the cuts in batch['supervisions']['cut'] (decoding uses their ids).",
+        )
+        group.add_argument(
+            "--num-workers",
+            type=int,
+            default=2,
+            help="DataLoader worker processes that read and augment batches.",
+        )
+        group.add_argument(
+            "--on-the-fly-feats",
+            type=str2bool,
+            default=False,
+            help="Compute fbank from audio while training instead of reading stored features.",
+        )
+        group.add_argument(
+            "--enable-spec-aug",
+            type=str2bool,
+            default=True,
+            help="SpecAugment (time warp, frequency and time masks) on training batches.",
+        )
+        group.add_argument(
+            "--spec-aug-time-warp-factor",
+            type=int,
+            default=80,
+            help="SpecAugment time-warp factor; values below 1 disable time warping.",
+        )
+        group.add_argument(
+            "--enable-musan",
+            type=str2bool,
+            default=True,
+            help="Mix noise/music cuts (--noise-cuts) into training cuts on the fly.",
+        )
+        group.add_argument(
+            "--noise-cuts",
+            type=str,
+            default="musan_cuts.jsonl.gz",
+            help="Noise CutSet for --enable-musan, relative to --manifest-dir unless absolute "
+            "(librispeech: musan_cuts.jsonl.gz; synth: synth_cuts_noise.jsonl.gz).",
+        )
+        group.add_argument(
+            "--input-strategy",
+            type=str,
+            default="PrecomputedFeatures",
+            help="lhotse input strategy: PrecomputedFeatures or AudioSamples "
+            "(OnTheFlyFeatures is chosen with --on-the-fly-feats).",
+        )
+
+    # ------------------------------------------------------------------ cut manifests
+    def load_cuts(self, prefix: str, split: str) -> CutSet:
+        """Lazily open ``<manifest-dir>/<prefix>_cuts_<split>.jsonl.gz`` (see :func:`load_cuts`)."""
+        return load_cuts(self.args.manifest_dir, prefix, split)
+
+    def noise_cuts(self) -> CutSet:
+        """The CutSet mixed in by ``--enable-musan``."""
+        path = Path(self.args.noise_cuts)
+        if not path.is_absolute():
+            path = Path(self.args.manifest_dir) / path
+        return load_cut_file(path, made_by="prepare.sh's noise/MUSAN fbank stage").to_eager()
+
+    # ------------------------------------------------------------------ dataloaders
+    def _input_strategy(self):
+        if self.args.on_the_fly_feats:
+            return OnTheFlyFeatures(make_fbank_extractor("lhotse"))
+        if self.args.input_strategy == "OnTheFlyFeatures":
+            return OnTheFlyFeatures(make_fbank_extractor("lhotse"))
+        if self.args.input_strategy == "AudioSamples":
+            return AudioSamples()
+        return PrecomputedFeatures()
+
+    def train_dataloaders(
+        self,
+        cuts_train: CutSet,
+        sampler_state_dict: Optional[Dict[str, Any]] = None,
+        seed: int = 42,
+        world_size: Optional[int] = None,
+        rank: Optional[int] = None,
+    ) -> DataLoader:
+        """The training DataLoader (augmentation per the flags, shuffled buckets).
+
+        Args:
+          cuts_train: training cuts (ideally already passed through filter_cuts_for_training).
+          sampler_state_dict: ``train_dl.sampler.state_dict()`` from a checkpoint, to resume at
+            the exact batch where that run stopped.
+          seed: sampler shuffling and worker seeds.
+          world_size, rank: DDP; default taken from torch.distributed when initialised.
+        """
+        args = self.args
+        transforms = []
+        if args.enable_musan:
+            logging.info(f"Mixing in noise cuts from {args.noise_cuts}")
+            transforms.append(CutMix(cuts=self.noise_cuts(), p=0.5, snr=(10, 20), preserve_id=True))
+        if args.concatenate_cuts:
+            transforms = [
+                CutConcatenate(duration_factor=args.duration_factor, gap=args.gap)
+            ] + transforms
+
+        input_transforms = []
+        if args.enable_spec_aug:
+            input_transforms.append(self._spec_augment())
+
+        dataset = K2SpeechRecognitionDataset(
+            input_strategy=self._input_strategy(),
+            cut_transforms=transforms,
+            input_transforms=input_transforms,
+            return_cuts=args.return_cuts,
+        )
+        if args.bucketing_sampler:
+            sampler = ExactResumeBucketingSampler(
+                cuts_train,
+                max_duration=args.max_duration,
+                shuffle=args.shuffle,
+                num_buckets=args.num_buckets,
+                buffer_size=args.num_buckets * 2000,
+                drop_last=args.drop_last,
+                seed=seed,
+                world_size=world_size,
+                rank=rank,
+            )
+        else:
+            sampler = SimpleCutSampler(
+                cuts_train,
+                max_duration=args.max_duration,
+                shuffle=args.shuffle,
+                drop_last=args.drop_last,
+                seed=seed,
+                world_size=world_size,
+                rank=rank,
+            )
+        if sampler_state_dict is not None:
+            logging.info("Restoring the training sampler's state from the checkpoint")
+            sampler.load_state_dict(sampler_state_dict)
+        return _CountingDataLoader(
+            dataset,
+            sampler=sampler,
+            batch_size=None,
+            num_workers=args.num_workers,
+            persistent_workers=False,
+            worker_init_fn=_SeedWorker(seed),
+        )
+
+    def _spec_augment(self) -> SpecAugment:
+        # lhotse changed num_frame_masks' meaning in 0.12 (per utterance, not per 10 s); icefall
+        # uses 10 masks with the new meaning.
+        num_frame_masks = 10
+        parameters = inspect.signature(SpecAugment.__init__).parameters
+        if "num_frame_masks" in parameters and parameters["num_frame_masks"].default == 1:
+            num_frame_masks = 2
+        return SpecAugment(
+            time_warp_factor=self.args.spec_aug_time_warp_factor,
+            num_frame_masks=num_frame_masks,
+            features_mask_size=27,
+            num_feature_masks=2,
+            frames_mask_size=100,
+        )
+
+    def _eval_dataloader(self, cuts: CutSet) -> DataLoader:
+        dataset = K2SpeechRecognitionDataset(
+            input_strategy=self._input_strategy(),
+            return_cuts=self.args.return_cuts,
+        )
+        sampler = DynamicBucketingSampler(cuts, max_duration=self.args.max_duration, shuffle=False)
+        return DataLoader(
+            dataset, sampler=sampler, batch_size=None, num_workers=self.args.num_workers
+        )
+
+    def valid_dataloaders(self, cuts_valid: CutSet) -> DataLoader:
+        """Validation DataLoader: no augmentation, fixed order."""
+        return self._eval_dataloader(cuts_valid)
+
+    def test_dataloaders(self, cuts: CutSet) -> DataLoader:
+        """Test DataLoader: no augmentation, fixed order; use --return-cuts true for cut ids."""
+        return self._eval_dataloader(cuts)
