@@ -116,7 +116,7 @@ def backend_module(device: Optional[torch.device] = None) -> ModuleType:
 
 
 def add_rnnt_backend_argument(parser: argparse.ArgumentParser) -> None:
-    """Adds ``--rnnt-backend {auto,builtin,fast_rnnt,k2}``; pass its value to :func:`set_backend`."""
+    """Adds ``--rnnt-backend {auto,builtin,fast_rnnt,k2}``; pass it to :func:`set_backend`."""
     parser.add_argument(
         "--rnnt-backend",
         type=str,

@@ -351,8 +351,9 @@ def get_rnnt_prune_ranges(
         )
         if s_range < needed:
             logging.warning(
-                f"get_rnnt_prune_ranges: s_range={s_range} cannot cover S={boundary[:, 2].tolist()} "
-                f"symbols in T={boundary[:, 3].tolist()} frames; using {needed}"
+                f"get_rnnt_prune_ranges: s_range={s_range} cannot cover "
+                f"S={boundary[:, 2].tolist()} symbols in T={boundary[:, 3].tolist()} frames; "
+                f"using {needed}"
             )
             s_range = needed
     if s_range > S:
@@ -424,7 +425,8 @@ def get_rnnt_logprobs_pruned(
     _check_rnnt_type(rnnt_type)
     if logits.ndim != 4:
         raise ValueError(
-            f"get_rnnt_logprobs_pruned: logits must be (B, T, s_range, C), got {tuple(logits.shape)}"
+            "get_rnnt_logprobs_pruned: logits must be (B, T, s_range, C), got "
+            f"{tuple(logits.shape)}"
         )
     B, T, s_range, C = logits.shape
     if tuple(ranges.shape) != (B, T, s_range):

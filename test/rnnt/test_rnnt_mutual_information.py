@@ -79,7 +79,7 @@ def test_backward_scales_by_output_gradient():
 
 
 def test_occupancies_are_probabilities():
-    """Each path crosses every anti-diagonal once: occupancies of arcs leaving a diagonal sum to 1."""
+    """Every path leaves each anti-diagonal once, so the occupancies leaving one sum to 1."""
     B, S, T = 2, 4, 5
     px, py = _random_lattice(B, S, T, modified=False)
     _, (px_occ, py_occ) = mutual_information_recursion(px, py, return_grad=True)
