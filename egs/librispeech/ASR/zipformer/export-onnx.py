@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""Export a trained Zipformer transducer (librispeech) to ONNX for onnxruntime and sherpa-onnx.
+
+Usage, from egs/librispeech/ASR:
+
+./zipformer/export-onnx.py --exp-dir ./zipformer/exp --tokens data/lang_bpe_500/tokens.txt \\
+    --epoch 30 --avg 9
+
+For a model trained with --causal 1 the encoder is the streaming (chunk-wise) one:
+./zipformer/export-onnx.py --exp-dir ./zipformer/exp --tokens data/lang_bpe_500/tokens.txt \\
+    --epoch 30 --avg 9 --chunk-size 16 --left-context-frames 128
+
+Writes encoder-/decoder-/joiner-epoch-30-avg-9[-chunk-16-left-128].onnx, their .int8.onnx
+versions and tokens.txt into <exp-dir>, with the metadata sherpa-onnx reads:
+
+sherpa-onnx-offline --tokens=zipformer/exp/tokens.txt \\
+    --encoder=zipformer/exp/encoder-epoch-30-avg-9.onnx \\
+    --decoder=zipformer/exp/decoder-epoch-30-avg-9.onnx \\
+    --joiner=zipformer/exp/joiner-epoch-30-avg-9.onnx foo.wav
+
+Checkpoints are chosen as in decode.py (--epoch/--iter/--avg/--use-averaged-model) and the
+architecture is read from them.
+"""
+
+import sys
+from pathlib import Path
+
+# Make icefall_lite importable when the repository is not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
+
+from icefall_lite.export.main import get_export_parser, run_export_onnx  # noqa: E402
+from icefall_lite.utils import AttributeDict  # noqa: E402
+
+
+def get_parser():
+    parser = get_export_parser(__doc__.splitlines()[0], onnx=True)
+    parser.set_defaults(exp_dir="zipformer/exp", tokens="data/lang_bpe_500/tokens.txt")
+    return parser
+
+
+def get_params() -> AttributeDict:
+    """Fixed settings; the model's own come from the checkpoint."""
+    return AttributeDict({"feature_dim": 80, "blank_id": 0})
+
+
+def main() -> None:
+    run_export_onnx(get_parser(), sys.argv[1:], get_params())
+
+
+if __name__ == "__main__":
+    main()

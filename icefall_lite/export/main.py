@@ -1,0 +1,183 @@
+"""What the recipes' ``export.py`` and ``export-onnx.py`` do once their flags are parsed.
+
+Both load the model exactly as decode.py does (``--epoch/--iter/--avg/--use-averaged-model``;
+architecture from the checkpoint's params), then write into ``--exp-dir``:
+
+* export.py: ``pretrained.pt`` (``{"model": state_dict, "params": params}``, loadable by
+  pretrained.py without any model flag); with ``--jit 1`` also ``jit_script.pt`` or, for a
+  causal model, ``jit_script_chunk_<C>_left_<L>.pt``;
+* export-onnx.py: ``encoder-<tag>.onnx``, ``decoder-<tag>.onnx``, ``joiner-<tag>.onnx``, their
+  ``.int8.onnx`` versions and ``tokens.txt``; ``<tag>`` is ``epoch-30-avg-9`` (or
+  ``iter-...``), plus ``-chunk-16-left-128`` for the streaming encoder of a causal model.
+"""
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any, Dict, Mapping, Sequence
+
+import torch
+
+from icefall_lite.checkpoint import add_model_averaging_arguments
+from icefall_lite.export.metadata import (
+    decoder_meta_data,
+    joiner_meta_data,
+    offline_encoder_meta_data,
+    streaming_encoder_meta_data,
+)
+from icefall_lite.export.onnx import (
+    export_decoder_onnx,
+    export_encoder_onnx,
+    export_joiner_onnx,
+    export_streaming_encoder_onnx,
+    quantize_int8,
+)
+from icefall_lite.export.torchscript import export_jit_script, jit_script_filename
+from icefall_lite.models import add_model_arguments, build_model
+from icefall_lite.models.zipformer.presets import parse_int_list
+from icefall_lite.models.zipformer.streaming import ZipformerStreamingEncoder
+from icefall_lite.search.decode_main import model_flag_names
+from icefall_lite.search.model_loading import (
+    build_averaged_model,
+    explicit_arguments,
+    resolve_model_params,
+)
+from icefall_lite.utils import AttributeDict, atomic_open, setup_logger, str2bool
+
+__all__ = ["get_export_parser", "run_export", "run_export_onnx", "model_tag"]
+
+
+def get_export_parser(description: str, onnx: bool = False) -> argparse.ArgumentParser:
+    """Flags of export.py (``onnx=False``) or export-onnx.py."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add_model_averaging_arguments(parser)
+    parser.add_argument(
+        "--tokens",
+        type=str,
+        default="data/lang_bpe_500/tokens.txt",
+        help="tokens.txt of the BPE model the model was trained with.",
+    )
+    if onnx:
+        parser.add_argument("--opset-version", type=int, default=13, help="ONNX opset.")
+    else:
+        parser.add_argument(
+            "--jit",
+            type=str2bool,
+            default=False,
+            help="Also write a torch.jit.script model (jit_script*.pt).",
+        )
+    add_model_arguments(parser)
+    return parser
+
+
+def model_tag(params: Mapping[str, Any]) -> str:
+    """``epoch-30-avg-9`` / ``iter-1000-avg-4``, as icefall names exported files."""
+    if params.get("iter", 0) > 0:
+        return f"iter-{params['iter']}-avg-{params['avg']}"
+    return f"epoch-{params['epoch']}-avg-{params['avg']}"
+
+
+def _load(parser: argparse.ArgumentParser, argv: Sequence[str], defaults, log_name: str):
+    args = parser.parse_args(list(argv))
+    explicit = explicit_arguments(parser, argv)
+    params = AttributeDict(defaults)
+    params.update(vars(args))
+    params.exp_dir = Path(params.exp_dir)
+    resolve_model_params(params, model_flag_names(), explicit)
+    if params.get("causal"):
+        params.chunk_size = parse_int_list(params.chunk_size, "--chunk-size")[0]
+        params.left_context_frames = parse_int_list(
+            params.left_context_frames, "--left-context-frames"
+        )[0]
+    setup_logger(f"{params.exp_dir}/log/{log_name}")
+    logging.info(params)
+    model = build_averaged_model(params, build_model, "cpu")
+    return params, model
+
+
+def run_export(
+    parser: argparse.ArgumentParser, argv: Sequence[str], defaults: Mapping[str, Any]
+) -> Dict[str, Path]:
+    """export.py. Returns the written files by kind (``pretrained``, ``jit``)."""
+    params, model = _load(parser, argv, defaults, "log-export")
+    written = {}
+    filename = params.exp_dir / "pretrained.pt"
+    with atomic_open(filename, "wb") as f:
+        torch.save({"model": model.state_dict(), "params": dict(params)}, f)
+    logging.info(f"Saved {filename}")
+    written["pretrained"] = filename
+    if params.jit:
+        causal = bool(params.get("causal"))
+        jit_file = params.exp_dir / jit_script_filename(
+            causal, params.get("chunk_size", 0), params.get("left_context_frames", 0)
+        )
+        export_jit_script(
+            model,
+            jit_file,
+            causal=causal,
+            chunk_size=params.get("chunk_size", 0),
+            left_context_frames=params.get("left_context_frames", 0),
+        )
+        written["jit"] = jit_file
+    return written
+
+
+def run_export_onnx(
+    parser: argparse.ArgumentParser, argv: Sequence[str], defaults: Mapping[str, Any]
+) -> Dict[str, Path]:
+    """export-onnx.py. Returns the written files by kind (``encoder``, ``encoder.int8``, ...)."""
+    params, model = _load(parser, argv, defaults, "log-export-onnx")
+    tokens = Path(params.tokens)
+    if not tokens.is_file():
+        raise FileNotFoundError(f"--tokens {tokens}: no such file (made by prepare.sh)")
+    tag = model_tag(params)
+    causal = bool(params.get("causal"))
+    encoder_tag = tag
+    if causal:
+        encoder_tag += f"-chunk-{params.chunk_size}-left-{params.left_context_frames}"
+    out = params.exp_dir
+    files = {
+        "encoder": out / f"encoder-{encoder_tag}.onnx",
+        "decoder": out / f"decoder-{tag}.onnx",
+        "joiner": out / f"joiner-{tag}.onnx",
+    }
+    opset = params.opset_version
+    if causal:
+        streaming = ZipformerStreamingEncoder(
+            model.encoder_embed, model.encoder, params.chunk_size, params.left_context_frames
+        )
+        meta = streaming_encoder_meta_data(params, params.chunk_size, params.left_context_frames)
+        export_streaming_encoder_onnx(
+            streaming, model.joiner.encoder_proj, files["encoder"], meta, opset
+        )
+    else:
+        export_encoder_onnx(
+            model, files["encoder"], offline_encoder_meta_data(), opset_version=opset
+        )
+    export_decoder_onnx(
+        model.decoder,
+        model.joiner.decoder_proj,
+        files["decoder"],
+        decoder_meta_data(model.decoder.context_size, model.decoder.vocab_size),
+        opset,
+    )
+    joiner_dim = model.joiner.output_linear.in_features
+    export_joiner_onnx(model.joiner, files["joiner"], joiner_meta_data(joiner_dim), opset)
+    written = dict(files)
+    for kind, op_types in (
+        ("encoder", ("MatMul",)),
+        ("decoder", ("MatMul", "Gather")),
+        ("joiner", ("MatMul",)),
+    ):
+        int8 = files[kind].with_suffix(".int8.onnx")
+        quantize_int8(files[kind], int8, op_types)
+        written[f"{kind}.int8"] = int8
+    tokens_out = out / "tokens.txt"
+    if tokens.resolve() != tokens_out.resolve():
+        with atomic_open(tokens_out, "w") as f:
+            f.write(tokens.read_text(encoding="utf-8"))
+    written["tokens"] = tokens_out
+    logging.info(f"Wrote {', '.join(str(p) for p in written.values())}")
+    return written
