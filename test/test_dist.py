@@ -23,7 +23,7 @@ from icefall_lite.dist import (
     launch,
     setup_dist,
 )
-from icefall_lite.utils import MetricsTracker
+from icefall_lite.utils import MetricsTracker, setup_logger
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +39,7 @@ def ddp_step_worker(rank, world_size, args):
     setup_dist(rank, world_size, args.master_port, timeout=30)
     try:
         assert get_rank() == rank and get_world_size() == world_size
+        log_file = setup_logger(f"{args.out_dir}/log/log-train", use_console=False)
         summed = torch.tensor([float(rank + 1)])
         dist.all_reduce(summed)
 
@@ -61,6 +62,7 @@ def ddp_step_worker(rank, world_size, args):
             "loss": tracker["loss"],
             "grad": grad.tolist(),
             "max_diff": max((g - grad).abs().max().item() for g in gathered),
+            "log_file": log_file,
         }
         (Path(args.out_dir) / f"rank-{rank}.json").write_text(json.dumps(result))
     finally:
@@ -94,6 +96,9 @@ def test_world_size_two_gloo_all_reduce_and_ddp_step(tmp_path):
         assert result["frames"] == 30 and result["loss"] == 6.0
         assert result["max_diff"] == 0.0
     assert results[0]["grad"] == results[1]["grad"]
+    for rank, result in enumerate(results):
+        assert Path(result["log_file"]).name.startswith("log-train-20")
+        assert result["log_file"].endswith(f"-{rank}")  # icefall: log-train-<date>-<rank>
 
     # DDP averages gradients: compare with the mean of the per-rank gradients
     torch.manual_seed(0)
