@@ -1,0 +1,219 @@
+"""End-to-end: zipformer/decode.py on a tiny model, tiny BPE model and a few cuts with fbank."""
+
+import argparse
+import importlib.util
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from lhotse import (
+    CutSet,
+    Fbank,
+    LilcomChunkyWriter,
+    Recording,
+    RecordingSet,
+    SupervisionSegment,
+    SupervisionSet,
+)
+
+from icefall_lite.checkpoint import save_checkpoint
+from icefall_lite.data import train_bpe_model
+from icefall_lite.models import add_model_arguments, build_model
+from icefall_lite.utils import AttributeDict
+
+REPO = Path(__file__).resolve().parents[2]
+NUM_CUTS = 10
+AUDIO_SECONDS = sum(0.5 + 0.1 * i for i in range(NUM_CUTS))
+WORDS = "the cat sat on a mat red blue green dog ran far near home yes no".split()
+
+
+def load_recipe_script(dataset: str):
+    path = REPO / "egs" / dataset / "ASR" / "zipformer" / "decode.py"
+    spec = importlib.util.spec_from_file_location(f"decode_{dataset}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def make_recipe_dir(root: Path, prefix: str, splits, use_ctc: bool = True) -> dict:
+    """Tiny BPE model, cut files with fbank for each split, and epoch-1/2.pt of a tiny model."""
+    rng = random.Random(0)
+    sentences = [" ".join(rng.choice(WORDS).upper() for _ in range(6)) for _ in range(200)]
+    (root / "text.txt").write_text("\n".join(sentences) + "\n")
+    bpe_model = train_bpe_model(root / "text.txt", root / "data" / "lang_bpe_32", vocab_size=32)
+
+    audio_dir = root / "audio"
+    audio_dir.mkdir()
+    recordings, supervisions = [], []
+    # 10 cuts: the eval sampler's default bucket count needs at least that many.
+    for i in range(NUM_CUTS):
+        samples = np.random.default_rng(i).normal(0, 0.1, int(16000 * (0.5 + 0.1 * i)))
+        path = audio_dir / f"utt{i}.wav"
+        sf.write(path, samples.astype(np.float32), 16000)
+        rec = Recording.from_file(path, recording_id=f"utt{i}")
+        recordings.append(rec)
+        supervisions.append(
+            SupervisionSegment(
+                id=f"utt{i}",
+                recording_id=f"utt{i}",
+                start=0,
+                duration=rec.duration,
+                text=sentences[i],
+            )
+        )
+    cuts = CutSet.from_manifests(
+        recordings=RecordingSet.from_recordings(recordings),
+        supervisions=SupervisionSet.from_segments(supervisions),
+    )
+    fbank_dir = root / "data" / "fbank"
+    fbank_dir.mkdir(parents=True)
+    cuts = cuts.compute_and_store_features(
+        Fbank(), storage_path=fbank_dir / "feats", storage_type=LilcomChunkyWriter
+    )
+    for split in splits:
+        cuts.to_file(fbank_dir / f"{prefix}_cuts_{split}.jsonl.gz")
+
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    params = AttributeDict(vars(parser.parse_args([])))
+    params.update(
+        model_size="tiny",
+        decoder_dim=32,
+        joiner_dim=32,
+        use_ctc=use_ctc,
+        vocab_size=32,
+        blank_id=0,
+        feature_dim=80,
+        average_period=1,
+    )
+    torch.manual_seed(0)
+    model = build_model(params)
+    exp_dir = root / "zipformer" / "exp"
+    for epoch in (1, 2):
+        params.batch_idx_train = 10 * epoch
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.01 * torch.randn_like(p))
+        save_checkpoint(exp_dir / f"epoch-{epoch}.pt", model, model_avg=model, params=params)
+    return {"exp_dir": exp_dir, "bpe_model": bpe_model, "manifest_dir": fbank_dir}
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synth")
+    torch.set_num_threads(1)
+    return make_recipe_dir(root, "synth", ["dev", "test-synth", "test-human"])
+
+
+def common_args(d, *extra):
+    return [
+        "--exp-dir", str(d["exp_dir"]), "--bpe-model", str(d["bpe_model"]),
+        "--manifest-dir", str(d["manifest_dir"]), "--num-workers", "0",
+        "--max-duration", "3", "--epoch", "2", "--avg", "1", *extra,
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "method, suffix",
+    [
+        ("greedy_search", "epoch-2_avg-1_context-2_max-sym-per-frame-1_use-averaged-model"),
+        (
+            "modified_beam_search",
+            "epoch-2_avg-1__modified_beam_search__beam-size-4_use-averaged-model",
+        ),
+        ("ctc_greedy_search", "epoch-2_avg-1__ctc_greedy_search_use-averaged-model"),
+    ],
+)
+def test_decode_writes_icefall_files_for_every_test_set(synth_dir, method, suffix):
+    script = load_recipe_script("synth")
+    summary = script.run_decode(
+        script.get_parser(),
+        common_args(synth_dir, "--decoding-method", method),
+        dataset_prefix="synth",
+        defaults=script.get_params(),
+    )
+    assert list(summary) == ["dev", "test-synth", "test-human"]
+    res_dir = synth_dir["exp_dir"] / method
+    for test_set, (wer, stats) in summary.items():
+        assert stats.num_cuts == NUM_CUTS
+        assert stats.audio_seconds == pytest.approx(AUDIO_SECONDS)
+        assert stats.rtf > 0
+        recogs = (res_dir / f"recogs-{test_set}-{suffix}.txt").read_text()
+        assert sorted(re.findall(r"^(utt\d+)-\d+:\tref=", recogs, re.M)) == sorted(
+            f"utt{i}" for i in range(NUM_CUTS)
+        )
+        assert (res_dir / f"errs-{test_set}-{suffix}.txt").read_text().startswith("%WER")
+        summary_lines = (res_dir / f"wer-summary-{test_set}-{suffix}.txt").read_text().splitlines()
+        assert summary_lines[0] == "settings\tWER"
+        assert summary_lines[1].split("\t")[1] == f"{wer:.2f}"
+    assert list(res_dir.glob(f"log-decode-{suffix}*"))
+
+
+def test_skip_scoring_and_test_set_choice(synth_dir):
+    script = load_recipe_script("synth")
+    args = common_args(
+        synth_dir, "--test-sets", "test-human", "--skip-scoring", "1", "--use-averaged-model", "0"
+    )
+    summary = script.run_decode(script.get_parser(), args, "synth", script.get_params())
+    assert list(summary) == ["test-human"] and summary["test-human"][0] is None
+    res_dir = synth_dir["exp_dir"] / "greedy_search"
+    names = {p.name for p in res_dir.iterdir()}
+    suffix = "epoch-2_avg-1_context-2_max-sym-per-frame-1"
+    assert f"recogs-test-human-{suffix}.txt" in names
+    assert f"errs-test-human-{suffix}.txt" not in names
+
+
+def test_model_flag_contradicting_the_checkpoint_is_rejected(synth_dir):
+    script = load_recipe_script("synth")
+    with pytest.raises(ValueError, match="--context-size 1 contradicts"):
+        script.run_decode(
+            script.get_parser(),
+            common_args(synth_dir, "--context-size", "1"),
+            "synth",
+            script.get_params(),
+        )
+    # Repeating the checkpoint's own value is accepted.
+    script.run_decode(
+        script.get_parser(),
+        common_args(synth_dir, "--context-size", "2", "--test-sets", "dev"),
+        "synth",
+        script.get_params(),
+    )
+
+
+def test_missing_epoch_names_existing_ones(synth_dir):
+    script = load_recipe_script("synth")
+    args = common_args(synth_dir)
+    args[args.index("--epoch") + 1] = "5"
+    with pytest.raises(Exception, match=r"epochs available in .*: 1, 2"):
+        script.run_decode(script.get_parser(), args, "synth", script.get_params())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "method",
+    [
+        "greedy_search",
+        "beam_search",
+        "modified_beam_search",
+        "fast_beam_search",
+        "fast_beam_search_nbest",
+        "ctc_greedy_search",
+        "ctc_prefix_beam_search",
+    ],
+)
+def test_every_method_decodes(synth_dir, method):
+    script = load_recipe_script("synth")
+    summary = script.run_decode(
+        script.get_parser(),
+        common_args(synth_dir, "--decoding-method", method, "--test-sets", "dev",
+                    "--num-paths", "20", "--max-sym-per-frame", "2"),
+        "synth",
+        script.get_params(),
+    )  # fmt: skip
+    wer, stats = summary["dev"]
+    assert wer >= 0 and stats.num_cuts == NUM_CUTS
