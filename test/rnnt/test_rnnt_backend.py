@@ -1,0 +1,115 @@
+"""Backend selection: flag, environment variable, automatic choice, and dispatch."""
+
+import argparse
+
+import pytest
+import torch
+
+from icefall_lite import rnnt
+from icefall_lite.rnnt import backend
+
+
+@pytest.fixture(autouse=True)
+def _restore_backend(monkeypatch):
+    monkeypatch.delenv(rnnt.ENV_VAR, raising=False)
+    yield
+    rnnt.set_backend("auto")
+
+
+def _importable(name: str) -> bool:
+    return backend._load(name) is not None
+
+
+def test_auto_picks_fastest_importable():
+    expected = next(n for n in ("k2", "fast_rnnt", "builtin") if _importable(n))
+    assert rnnt.get_backend() == expected
+
+
+def test_set_backend_and_environment_variable(monkeypatch):
+    rnnt.set_backend("builtin")
+    assert rnnt.get_backend() == "builtin"
+    monkeypatch.setenv(rnnt.ENV_VAR, "fast_rnnt")
+    assert rnnt.get_backend() == "builtin", "an explicit choice beats the environment"
+    rnnt.set_backend("auto")
+    if _importable("fast_rnnt"):
+        assert rnnt.get_backend() == "fast_rnnt"
+    monkeypatch.setenv(rnnt.ENV_VAR, "Builtin ")
+    assert rnnt.get_backend() == "builtin"
+
+
+def test_bad_names_raise(monkeypatch):
+    with pytest.raises(ValueError, match="unknown RNN-T backend 'cudnn'"):
+        rnnt.set_backend("cudnn")
+    monkeypatch.setenv(rnnt.ENV_VAR, "warp")
+    with pytest.raises(ValueError, match=rnnt.ENV_VAR):
+        rnnt.get_backend()
+
+
+def test_missing_backend_raises_when_named(monkeypatch):
+    monkeypatch.setitem(backend._modules, "k2", None)  # pretend k2 failed to import
+    with pytest.raises(ImportError, match="'k2'"):
+        rnnt.set_backend("k2")
+    monkeypatch.setenv(rnnt.ENV_VAR, "k2")
+    with pytest.raises(ImportError, match="'k2'"):
+        rnnt.get_backend()
+
+
+def test_cuda_falls_back_to_builtin_when_backend_lacks_cuda(monkeypatch):
+    class NoCuda:
+        @staticmethod
+        def with_cuda():
+            return False
+
+    monkeypatch.setitem(backend._modules, "k2", None)
+    monkeypatch.setitem(backend._modules, "fast_rnnt", NoCuda)
+    assert rnnt.resolve_backend(torch.device("cuda")) == "builtin"
+    assert rnnt.resolve_backend(torch.device("cpu")) == "fast_rnnt"
+
+
+def test_argument_helper():
+    parser = argparse.ArgumentParser()
+    rnnt.add_rnnt_backend_argument(parser)
+    assert parser.parse_args([]).rnnt_backend == "auto"
+    assert parser.parse_args(["--rnnt-backend", "builtin"]).rnnt_backend == "builtin"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--rnnt-backend", "nope"])
+
+
+def test_dispatch_reaches_the_chosen_backend(monkeypatch):
+    calls = []
+
+    class Recorder:
+        @staticmethod
+        def rnnt_loss_simple(**kwargs):
+            calls.append(kwargs)
+            return torch.zeros(())
+
+    monkeypatch.setitem(backend._modules, "k2", Recorder)
+    rnnt.set_backend("k2")
+    am, lm = torch.randn(1, 3, 4), torch.randn(1, 2, 4)
+    rnnt.rnnt_loss_simple(lm, am, torch.tensor([[1]]), 0, rnnt_type="modified", delay_penalty=0.5)
+    assert calls and calls[0]["rnnt_type"] == "modified" and calls[0]["delay_penalty"] == 0.5
+
+
+@pytest.mark.parametrize("name", ["builtin", "fast_rnnt"])
+def test_public_api_runs_the_whole_pruned_recipe(name):
+    if not _importable(name):
+        pytest.skip(f"{name} not importable")
+    rnnt.set_backend(name)
+    B, T, S, C = 2, 8, 3, 6
+    am = torch.randn(B, T, C, requires_grad=True)
+    lm = torch.randn(B, S + 1, C, requires_grad=True)
+    symbols = torch.randint(1, C, (B, S))
+    boundary = torch.tensor([[0, 0, 3, 8], [0, 0, 2, 6]])
+    simple, (px_grad, py_grad) = rnnt.rnnt_loss_smoothed(
+        lm, am, symbols, 0, 0.25, 0.0, boundary, reduction="sum", return_grad=True
+    )
+    ranges = rnnt.get_rnnt_prune_ranges(px_grad, py_grad, boundary, 3)
+    am_pruned, lm_pruned = rnnt.do_rnnt_pruning(am, lm, ranges)
+    pruned = rnnt.rnnt_loss_pruned(am_pruned + lm_pruned, symbols, ranges, 0, boundary)
+    (simple + pruned).backward()
+    assert torch.isfinite(am.grad).all() and torch.isfinite(lm.grad).all()
+    px, py = torch.randn(B, S, T + 1), torch.randn(B, S + 1, T)
+    assert rnnt.mutual_information_recursion(px, py, boundary).shape == (B,)
+    full = rnnt.rnnt_loss(am.unsqueeze(2) + lm.unsqueeze(1), symbols, 0, boundary)
+    assert torch.isfinite(full)
