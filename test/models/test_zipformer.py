@@ -28,6 +28,18 @@ def transducer_head_params(encoder_dim: int, vocab: int = 500, dim: int = 512) -
     return embedding + context_conv + joiner + simple_heads
 
 
+# Two stacks, one layer each: the same code paths as the presets, but quick to TorchScript.
+MINI = dict(
+    num_encoder_layers="1",
+    downsampling_factor="1,2",
+    feedforward_dim="64",
+    num_heads="2",
+    encoder_dim="32,48",
+    encoder_unmasked_dim="32",
+    cnn_module_kernel="7",
+)
+
+
 def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -36,6 +48,15 @@ def count(module: torch.nn.Module) -> int:
 def tiny():
     torch.manual_seed(0)
     return build_zipformer(preset_params("tiny"))
+
+
+@pytest.fixture(scope="module")
+def mini():
+    torch.manual_seed(0)
+    encoder_embed, encoder = build_zipformer(preset_params("tiny", **MINI))
+    encoder_embed.eval()
+    encoder.eval()
+    return encoder_embed, encoder
 
 
 def run_encoder(encoder_embed, encoder, x, x_lens):
@@ -109,10 +130,8 @@ def test_eval_is_deterministic(tiny):
     assert torch.equal(a, b)
 
 
-def test_torchscript_matches_eager(tiny):
-    encoder_embed, encoder = tiny
-    encoder_embed.eval()
-    encoder.eval()
+def test_torchscript_matches_eager(mini):
+    encoder_embed, encoder = mini
     scripted_embed = torch.jit.script(encoder_embed)
     scripted_encoder = torch.jit.script(encoder)
     x = torch.randn(2, 70, 80)
@@ -123,11 +142,9 @@ def test_torchscript_matches_eager(tiny):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
-def test_onnx_trace_path_matches_eager(tiny):
+def test_onnx_trace_path_matches_eager(mini):
     # Tracing takes the ONNX-safe branches (gather instead of as_strided, softplus Swoosh).
-    encoder_embed, encoder = tiny
-    encoder_embed.eval()
-    encoder.eval()
+    encoder_embed, encoder = mini
 
     class Wrapper(torch.nn.Module):
         def __init__(self):
