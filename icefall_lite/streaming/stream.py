@@ -20,6 +20,7 @@ __all__ = [
     "front_end_look_ahead",
     "pad_tail",
     "simulated_streaming_input",
+    "streaming_num_frames",
 ]
 
 LOG_EPS = math.log(1e-10)
@@ -53,29 +54,64 @@ def front_end_look_ahead(encoder_embed: torch.nn.Module) -> int:
     return 2 * int(encoder_embed.convnext.padding[0])
 
 
+def streaming_num_frames(
+    num_frames: int,
+    decode_chunk_len: int,
+    pad_length: int,
+    tail_padding_frames: int = TAIL_PADDING_FRAMES,
+) -> int:
+    """Frames an utterance of ``num_frames`` has once padded for streaming: at least
+    ``tail_padding_frames`` of LOG_EPS, and enough more that it splits into whole chunks
+    (``k * decode_chunk_len + pad_length`` frames).
+
+    Whole chunks matter: the Zipformer's downsampled stacks pool groups of frames, and a group
+    straddling the end of the valid frames would mix in padding, whose values differ between
+    chunk-wise and whole-utterance encoding. Ending on a chunk boundary (a multiple of every
+    downsampling factor) keeps both computations identical.
+    """
+    wanted = num_frames + tail_padding_frames - pad_length
+    num_chunks = max(1, -(-wanted // decode_chunk_len))
+    return num_chunks * decode_chunk_len + pad_length
+
+
 def simulated_streaming_input(
     encoder_embed: torch.nn.Module,
     features: Tensor,
     feature_lens: Tensor,
+    decode_chunk_len: int,
     tail_padding_frames: int = TAIL_PADDING_FRAMES,
 ) -> Tuple[Tensor, Tensor]:
     """Input for decoding a causal model on whole utterances (``decode.py --causal 1``) so that
     it computes exactly what chunk-wise streaming computes.
 
-    Two things make the two agree: the same LOG_EPS tail padding, and lengths reduced by the
-    front end's look-ahead. Chunk-wise, the last front-end frames (whose ConvNeXt look-ahead
-    runs past the input) are never computed; on a whole utterance they would be computed from
-    zero padding, then attended to by the frames of the last chunk. Shortening the lengths
-    masks them, so every encoder output frame matches and the frame counts are equal.
+    Three things make the two agree: the same LOG_EPS padding to whole chunks (see
+    :func:`streaming_num_frames`), and lengths reduced by the front end's look-ahead.
+    Chunk-wise, the last front-end frames (whose ConvNeXt look-ahead runs past the input) are
+    never computed; on a whole utterance they are computed from zero padding, and attended to
+    by the frames of the last chunk. Shortening the lengths masks them, so every encoder output
+    frame matches and the frame counts are equal.
 
     Args:
       encoder_embed: the model's front end (for its look-ahead).
       features: (N, T, F) fbank; feature_lens: (N,) valid frames.
+      decode_chunk_len: fbank frames per chunk (2 * --chunk-size).
     Returns:
-      (N, T', F) tail-padded features and (N,) lengths to pass to ``model.forward_encoder``.
+      (N, T', F) padded features and (N,) lengths to pass to ``model.forward_encoder``.
     """
-    padded, padded_lens = pad_tail(features, feature_lens, tail_padding_frames)
-    return padded, padded_lens - front_end_look_ahead(encoder_embed)
+    look_ahead = front_end_look_ahead(encoder_embed)
+    pad_length = 7 + look_ahead
+    padded_lens = torch.tensor(
+        [
+            streaming_num_frames(n, decode_chunk_len, pad_length, tail_padding_frames)
+            for n in feature_lens.tolist()
+        ],
+        device=feature_lens.device,
+    )
+    n, _, f = features.shape
+    out = features.new_full((n, int(padded_lens.max()), f), LOG_EPS)
+    for i, length in enumerate(feature_lens.tolist()):
+        out[i, :length] = features[i, :length]
+    return out, padded_lens - look_ahead
 
 
 class DecodeStream:
@@ -88,7 +124,8 @@ class DecodeStream:
       search_state: the search's per-stream state (e.g. ``GreedyStream``).
       decode_chunk_len: fbank frames (100 Hz) the stream advances per chunk (2 * chunk_size).
       pad_length: extra frames each chunk needs beyond ``decode_chunk_len``.
-      tail_padding_frames: LOG_EPS frames appended to the features.
+      tail_padding_frames: least LOG_EPS frames appended to the features (more are added to
+        end on a whole chunk, see :func:`streaming_num_frames`).
       flush_partial_chunk: also decode a last chunk shorter than ``chunk_frames`` (padded;
         the default). False mimics sherpa-onnx, which decodes full chunks only.
     """
@@ -109,7 +146,10 @@ class DecodeStream:
         if decode_chunk_len <= 0:
             raise ValueError(f"decode_chunk_len must be positive, got {decode_chunk_len}")
         self.key = key
-        tail = features.new_full((tail_padding_frames, features.size(1)), LOG_EPS)
+        total = streaming_num_frames(
+            features.size(0), decode_chunk_len, pad_length, tail_padding_frames
+        )
+        tail = features.new_full((total - features.size(0), features.size(1)), LOG_EPS)
         self.features = torch.cat([features, tail], dim=0)
         self.states = states
         self.search_state = search_state
