@@ -10,6 +10,7 @@ from icefall_lite.models.zipformer.presets import (
     zipformer_output_dim,
 )
 from icefall_lite.models.zipformer.scaling import ScheduledFloat, set_batch_count
+from icefall_lite.models.zipformer.streaming import ZipformerStreamingEncoder
 from icefall_lite.models.zipformer.subsampling import Conv2dSubsampling
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "PRESETS",
     "ScheduledFloat",
     "Zipformer2",
+    "ZipformerStreamingEncoder",
     "add_zipformer_arguments",
     "build_zipformer",
     "preset_params",
