@@ -906,7 +906,11 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
     params.blank_id = sp.piece_to_id("<blk>")
     params.sos_id = params.eos_id = sp.piece_to_id("<sos/eos>")
     params.vocab_size = sp.get_piece_size()
-    params.env_info = get_env_info()
+    # str subclasses (torch.__version__ is a TorchVersion) would not load with weights_only.
+    params.env_info = {
+        key: value if type(value) in (bool, int, float, str, type(None)) else str(value)
+        for key, value in get_env_info().items()
+    }
     logging.info(f"Device: {device}, world size: {world_size}")
     logging.info(params)
 

@@ -1,0 +1,228 @@
+"""egs/synth/ASR/zipformer/train.py end to end on a tiny made-up corpus (random fbank).
+
+Slow tests: exact resume after SIGKILL (mid-epoch, --start-batch) and from an epoch checkpoint
+(--start-epoch), and --world-size 2 on CPU (Gloo).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TRAIN_PY = REPO_ROOT / "egs" / "synth" / "ASR" / "zipformer" / "train.py"
+WORDS = "ALPHA BRAVO CHARLIE DELTA ECHO FOXTROT GOLF HOTEL INDIA KILO LIMA MIKE".split()
+
+
+def _write_split(fbank_dir: Path, split: str, num_cuts: int, seed: int) -> list:
+    from lhotse import CutSet, MonoCut, SupervisionSegment
+    from lhotse.features import Features
+    from lhotse.features.io import LilcomChunkyWriter
+
+    rng = np.random.default_rng(seed)
+    cuts, texts = [], []
+    with LilcomChunkyWriter(fbank_dir / f"feats_{split}.lca") as writer:
+        for i in range(num_cuts):
+            cut_id = f"{split}-{i:03d}"
+            duration = round(float(rng.uniform(1.2, 2.4)), 2)
+            num_frames = int(round(duration * 100))
+            text = " ".join(rng.choice(WORDS, size=int(rng.integers(1, 4))))
+            features = rng.normal(size=(num_frames, 80)).astype(np.float32)
+            key = writer.write(cut_id, features)
+            cuts.append(
+                MonoCut(
+                    id=cut_id,
+                    start=0.0,
+                    duration=duration,
+                    channel=0,
+                    supervisions=[
+                        SupervisionSegment(
+                            id=cut_id, recording_id=cut_id, start=0.0, duration=duration, text=text
+                        )
+                    ],
+                    features=Features(
+                        type="fbank",
+                        num_frames=num_frames,
+                        num_features=80,
+                        frame_shift=0.01,
+                        sampling_rate=16000,
+                        start=0.0,
+                        duration=duration,
+                        storage_type=writer.name,
+                        storage_path=str(writer.storage_path),
+                        storage_key=key,
+                        recording_id=cut_id,
+                        channels=0,
+                    ),
+                )
+            )
+            texts.append(text)
+    CutSet.from_cuts(cuts).to_file(fbank_dir / f"synth_cuts_{split}.jsonl.gz")
+    return texts
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """A recipe folder with data/fbank/synth_cuts_{train,dev}.jsonl.gz and data/lang_bpe_30."""
+    from icefall_lite.data import train_bpe_model
+
+    root = tmp_path_factory.mktemp("synth_recipe")
+    fbank_dir = root / "data" / "fbank"
+    fbank_dir.mkdir(parents=True)
+    texts = _write_split(fbank_dir, "train", 24, seed=1)
+    _write_split(fbank_dir, "dev", 12, seed=2)
+    transcripts = root / "data" / "transcripts.txt"
+    transcripts.write_text("\n".join(texts + WORDS) + "\n")
+    train_bpe_model(transcripts, root / "data" / "lang_bpe_30", vocab_size=30)
+    return root
+
+
+def _train_cmd(corpus: Path, exp_dir: Path, *extra: str) -> list:
+    return [
+        sys.executable,
+        str(TRAIN_PY),
+        "--exp-dir",
+        str(exp_dir),
+        "--manifest-dir",
+        str(corpus / "data" / "fbank"),
+        "--bpe-model",
+        str(corpus / "data" / "lang_bpe_30" / "bpe.model"),
+        "--model-size",
+        "tiny",
+        "--decoder-dim",
+        "32",
+        "--joiner-dim",
+        "32",
+        "--max-duration",
+        "8",
+        "--num-buckets",
+        "2",
+        "--num-workers",
+        "0",
+        "--enable-musan",
+        "0",
+        "--tensorboard",
+        "1",
+        "--num-epochs",
+        "2",
+        "--save-every-n",
+        "2",
+        "--average-period",
+        "1",
+        "--master-port",
+        str(12000 + os.getpid() % 1000),
+        *extra,
+    ]
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["OMP_NUM_THREADS"] = "1"
+    env["PYTHONPATH"] = str(REPO_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def _run(cmd: list, cwd: Path) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _assert_same_training_state(a: dict, b: dict) -> None:
+    assert a["batch_idx_train"] == b["batch_idx_train"]
+    for key in ("model", "model_avg"):
+        assert a[key].keys() == b[key].keys()
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), f"{key}.{name} differs"
+    state_a, state_b = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert state_a.keys() == state_b.keys()
+    for index in state_a:
+        for name, value in state_a[index].items():
+            if torch.is_tensor(value):
+                assert torch.equal(value, state_b[index][name]), f"optimizer {index}.{name}"
+    assert a["scheduler"] == b["scheduler"]
+
+
+def test_bad_flag_is_a_one_line_error(corpus, tmp_path):
+    result = subprocess.run(
+        _train_cmd(corpus, tmp_path / "exp", "--max-duration", "-3"),
+        cwd=corpus,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "error: --max-duration must be positive, got -3.0"
+    ]
+
+
+@pytest.mark.slow
+def test_unbroken_run_and_resumed_runs_end_identical(corpus, tmp_path):
+    full_dir = tmp_path / "full"
+    _run(_train_cmd(corpus, full_dir), corpus)
+    full = _load(full_dir / "epoch-2.pt")
+    assert full["cur_epoch"] == 2 and full["batch_idx_train"] >= 4
+    for name in ("epoch-1.pt", "best-train-loss.pt", "best-valid-loss.pt"):
+        assert (full_dir / name).is_file(), name
+    assert list((full_dir / "tensorboard").iterdir())
+    assert list((full_dir / "log").glob("log-train*"))
+    assert len(full["rng_states"]) == 1
+    assert isinstance(full["exp_dir"], str)  # params are stored as plain types
+
+    # Kill a second run with SIGKILL right after its first mid-epoch checkpoint ...
+    broken_dir = tmp_path / "broken"
+    process = subprocess.Popen(
+        _train_cmd(corpus, broken_dir),
+        cwd=corpus,
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 300
+    while not (broken_dir / "checkpoint-2.pt").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (broken_dir / "epoch-2.pt").exists()
+    last = max(int(p.stem.split("-")[1]) for p in broken_dir.glob("checkpoint-*.pt"))
+
+    # ... and resume it from its last checkpoint: the result is bit-identical.
+    _run(_train_cmd(corpus, broken_dir, "--start-batch", str(last)), corpus)
+    _assert_same_training_state(full, _load(broken_dir / "epoch-2.pt"))
+
+    # Resuming from an epoch checkpoint replays the next epoch exactly as well.
+    epoch_dir = tmp_path / "from-epoch"
+    epoch_dir.mkdir()
+    (epoch_dir / "epoch-1.pt").write_bytes((full_dir / "epoch-1.pt").read_bytes())
+    _run(_train_cmd(corpus, epoch_dir, "--start-epoch", "2"), corpus)
+    _assert_same_training_state(full, _load(epoch_dir / "epoch-2.pt"))
+
+
+@pytest.mark.slow
+def test_world_size_two_on_cpu(corpus, tmp_path):
+    exp_dir = tmp_path / "ddp"
+    _run(_train_cmd(corpus, exp_dir, "--world-size", "2", "--num-epochs", "1"), corpus)
+    checkpoint = _load(exp_dir / "epoch-1.pt")
+    assert checkpoint["world_size"] == 2
+    assert len(checkpoint["rng_states"]) == 2
+    # The two ranks drew different dropout/SpecAugment randomness.
+    assert not torch.equal(
+        checkpoint["rng_states"][0]["torch"], checkpoint["rng_states"][1]["torch"]
+    )
+    assert checkpoint["batch_idx_train"] >= 1
+    assert all(
+        torch.isfinite(v).all() for v in checkpoint["model"].values() if v.is_floating_point()
+    )
