@@ -47,12 +47,14 @@ class FastBeamStream:
       frames: one :data:`LatticeFrame` per decoded frame; ``src`` indexes the states of that
         frame, ``dst`` those of the next.
       frame_scores: (S_t,) state scores at the start of each decoded frame (for back-tracking).
+      frame_contexts: (S_t, context_size) state histories at the start of each decoded frame.
     """
 
     contexts: torch.Tensor
     scores: torch.Tensor
     frames: List[LatticeFrame] = field(default_factory=list)
     frame_scores: List[torch.Tensor] = field(default_factory=list)
+    frame_contexts: List[torch.Tensor] = field(default_factory=list)
 
     @property
     def num_frames(self) -> int:
@@ -86,6 +88,37 @@ def _rank_within_groups(
     rank = torch.empty_like(order)
     rank[order] = torch.arange(order.numel(), device=values.device) - group_start[groups[order]]
     return rank
+
+
+def _pack_contexts(contexts: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """(..., context_size) histories of token ids >= -1 -> (...,) int64, one number each
+    (digits in base vocab_size + 1, ids shifted by one so that -1 becomes 0)."""
+    base = vocab_size + 1
+    packed = torch.zeros(contexts.shape[:-1], dtype=torch.int64, device=contexts.device)
+    for column in range(contexts.size(-1)):
+        packed = packed * base + (contexts[..., column] + 1)
+    return packed
+
+
+def _unique_rows(rows: torch.Tensor, vocab_size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``torch.unique(rows, dim=0, return_inverse=True)`` for (A, 1 + context_size) rows of
+    (stream, token ids >= -1). Rows are packed into one int64 each when they fit, because 1-D
+    unique is far faster than ``unique(dim=0)``."""
+    base = vocab_size + 1
+    num_streams = int(rows[:, 0].max()) + 1 if rows.numel() else 1
+    if num_streams * base ** (rows.size(1) - 1) >= 2**62:
+        return torch.unique(rows, dim=0, return_inverse=True)
+    packed = rows[:, 0] * base ** (rows.size(1) - 1) + _pack_contexts(rows[:, 1:], vocab_size)
+    unique_packed, inverse = torch.unique(packed, sorted=True, return_inverse=True)
+    unique_rows = torch.empty(
+        unique_packed.numel(), rows.size(1), dtype=rows.dtype, device=rows.device
+    )
+    rest = unique_packed
+    for column in range(rows.size(1) - 1, 0, -1):
+        unique_rows[:, column] = rest % base - 1
+        rest = torch.div(rest, base, rounding_mode="floor")
+    unique_rows[:, 0] = rest
+    return unique_rows, inverse
 
 
 @torch.no_grad()
@@ -134,9 +167,10 @@ def fast_beam_search_step(
     dst_contexts[emits] = torch.cat(
         [dst_contexts[emits, 1:], token[emits].unsqueeze(1)], dim=1
     )  # shift the history by one token
-    keys = torch.cat([arc_owner.unsqueeze(1), dst_contexts], dim=1)
-    # Sorted lexicographically, so states come out grouped by stream.
-    dst_keys, arc_dst = torch.unique(keys, dim=0, return_inverse=True)
+    # Unique (stream, history) rows, sorted lexicographically: states come out grouped by stream.
+    dst_keys, arc_dst = _unique_rows(
+        torch.cat([arc_owner.unsqueeze(1), dst_contexts], dim=1), model.decoder.vocab_size
+    )
     dst_score = neg_inf.expand(dst_keys.size(0)).scatter_reduce(0, arc_dst, arc_total, "amax")
     dst_owner = dst_keys[:, 0]
 
@@ -155,6 +189,7 @@ def fast_beam_search_step(
     for i, stream in enumerate(streams):
         arcs = keep_arc & (arc_owner == i)
         stream.frame_scores.append(stream.scores)
+        stream.frame_contexts.append(stream.contexts)
         stream.frames.append(
             (src_local[arcs], dst_local[arc_dst[arcs]], token[arcs], arc_score[arcs])
         )
@@ -375,39 +410,56 @@ def _sample_paths(
 
 
 def _best_alignment_scores(
-    stream: FastBeamStream, sequences: List[Tuple[int, ...]]
+    stream: FastBeamStream,
+    sequences: List[Tuple[int, ...]],
+    vocab_size: int,
+    blank_id: int,
 ) -> torch.Tensor:
     """For each token sequence, the score of its best path through the lattice (tropical).
+
+    A lattice state is a decoder history, so "seq k with p tokens emitted" can only be in the
+    state whose history is the last ``context_size`` tokens of ``seq_k[:p]``: the dynamic
+    programme runs over (k, p) pairs, looking up that state on each frame.
 
     Returns:
       (K,) float64; -inf where the lattice has no path with that sequence.
     """
-    num = len(sequences)
     device = stream.scores.device
+    num = len(sequences)
     max_len = max(len(s) for s in sequences)
-    seqs = torch.full((num, max_len + 1), -2, dtype=torch.int64, device=device)
-    for k, s in enumerate(sequences):
-        seqs[k, : len(s)] = torch.tensor(s, dtype=torch.int64)
+    context_size = stream.contexts.size(1)
+    start = initial_context(context_size, blank_id)
+    padded = torch.tensor(
+        [start + list(s) + [blank_id] * (max_len - len(s)) for s in sequences],
+        dtype=torch.int64,
+        device=device,
+    )  # (K, context_size + L)
+    tokens = padded[:, context_size:]  # (K, L): the token emitted when moving p -> p + 1
     lengths = torch.tensor([len(s) for s in sequences], device=device)
-    # alpha[k, state, p]: best score of a path reaching `state` having emitted p tokens of seq k.
-    alpha = torch.full((num, 1, max_len + 1), float("-inf"), dtype=torch.float64, device=device)
-    alpha[:, 0, 0] = 0.0
-    for t, (src, dst, token, arc_score) in enumerate(stream.frames):
-        num_dst = _num_states_after(stream, t)
-        from_src = alpha[:, src, :] + arc_score.view(1, -1, 1)  # (K, A, L+1)
-        is_blank = (token == 0).view(1, -1, 1)
-        # A token arc moves p -> p + 1 when it carries the sequence's (p+1)-th token.
-        matches = seqs[:, :max_len].unsqueeze(1) == token.view(1, -1, 1)  # (K, A, L)
-        advanced = torch.full_like(from_src, float("-inf"))
-        advanced[:, :, 1:] = torch.where(matches, from_src[:, :, :-1], float("-inf"))
-        arrive = torch.where(is_blank, from_src, advanced)
-        new_alpha = torch.full(
-            (num, num_dst, max_len + 1), float("-inf"), dtype=torch.float64, device=device
+    # History after p tokens: padded[k, p : p + context_size]
+    history_keys = _pack_contexts(padded.unfold(1, context_size, 1), vocab_size)  # (K, L + 1)
+    can_advance = torch.arange(max_len, device=device).unsqueeze(0) < lengths.unsqueeze(1)
+
+    alpha = torch.full((num, max_len + 1), float("-inf"), dtype=torch.float64, device=device)
+    alpha[:, 0] = 0.0
+    for t, (src, _, token, arc_score) in enumerate(stream.frames):
+        state_keys = _pack_contexts(stream.frame_contexts[t], vocab_size)  # (S_t,)
+        sorted_keys, order = torch.sort(state_keys)
+        position = torch.searchsorted(sorted_keys, history_keys).clamp(max=len(sorted_keys) - 1)
+        present = sorted_keys[position] == history_keys
+        state = order[position]  # (K, L + 1), meaningful where present
+        # Dense (state, token) -> arc score table of this frame; -inf where no arc survived.
+        table = torch.full(
+            (state_keys.numel(), vocab_size), float("-inf"), dtype=torch.float64, device=device
         )
-        index = dst.view(1, -1, 1).expand_as(arrive)
-        alpha = new_alpha.scatter_reduce(1, index, arrive, "amax")
-    end = alpha.gather(2, lengths.view(-1, 1, 1).expand(-1, alpha.size(1), 1)).squeeze(2)
-    return end.max(dim=1).values
+        table[src, token] = arc_score
+        stay = alpha + torch.where(present, table[state, blank_id], float("-inf"))
+        move = alpha[:, :-1] + torch.where(
+            present[:, :-1] & can_advance, table[state[:, :-1], tokens], float("-inf")
+        )
+        alpha = stay
+        alpha[:, 1:] = torch.maximum(alpha[:, 1:], move)
+    return alpha.gather(1, lengths.unsqueeze(1)).squeeze(1)
 
 
 @torch.no_grad()
@@ -455,7 +507,9 @@ def fast_beam_search_nbest(
             if tokens not in unique or score > unique[tokens][1]:
                 unique[tokens] = (timestamps, score)
         sequences = list(unique)
-        scores = _best_alignment_scores(stream, sequences)
+        scores = _best_alignment_scores(
+            stream, sequences, model.decoder.vocab_size, model.decoder.blank_id
+        )
         best = int(torch.argmax(scores))
         results.append(
             DecodingResult(

@@ -97,3 +97,22 @@ def test_batched_and_chunked_equal_one_at_a_time():
         for other in (batched[i], chunked):
             assert (other.tokens, other.timestamps) == (alone.tokens, alone.timestamps)
             assert other.score == pytest.approx(alone.score, abs=1e-6)
+
+
+def test_sequence_scores_in_the_lattice_match_enumeration():
+    """The constrained Viterbi used by the n-best search, for every sequence of the space."""
+    from icefall_lite.search.fast_beam_search import _best_alignment_scores
+
+    torch.manual_seed(8)
+    model = RandomTransducer(vocab_size=3, sharpness=1.0).eval()
+    enc = torch.randn(1, 4, 6)
+    alignments = enumerate_one_symbol_alignments(model, enc)
+    (stream,) = init_fast_beam_streams(model, 1)
+    fast_beam_search_chunk(model, enc, torch.tensor([4]), [stream], beam=1e3, max_states=1000)
+    sequences = sorted(alignments) + [(1, 1, 1, 1, 1)]  # the last is impossible in 4 frames
+    scores = _best_alignment_scores(stream, sequences, vocab_size=3, blank_id=0)
+    for seq, score in zip(sequences, scores.tolist()):
+        if seq in alignments:
+            assert score == pytest.approx(max(alignments[seq]), abs=1e-4)
+        else:
+            assert score == float("-inf")
