@@ -80,12 +80,12 @@ class ExactResumeBucketingSampler(DynamicBucketingSampler):
             return
         from lhotse.dataset.sampling.base import EpochDiagnostics
 
+        consumed = self.num_batches_consumed  # read before iter(), which resets it
         epoch = self.diagnostics.current_epoch
         self.set_epoch(epoch)
         self.diagnostics.stats_per_epoch[epoch] = EpochDiagnostics(epoch=epoch)
         self._just_restored_state = False
         iter(self)
-        consumed = self.num_batches_consumed
         for _ in range(consumed):
             next(self)
         self.num_batches_consumed = consumed

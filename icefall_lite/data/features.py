@@ -88,6 +88,7 @@ def compute_fbank_for_cuts(
     """
     output_cuts = Path(output_cuts)
     output_cuts.parent.mkdir(parents=True, exist_ok=True)
+    cuts = cuts.to_eager()  # the parallel path splits the set, which needs its length
     device = "cuda" if torch.cuda.is_available() else "cpu"
     extractor = make_fbank_extractor(backend, device=device)
     logging.info(f"fbank with {type(extractor).__name__} on {device}, {num_jobs} job(s)")

@@ -1,0 +1,136 @@
+import argparse
+import io
+
+import pytest
+import torch
+
+from icefall_lite.data import AsrDataModule
+
+
+def make_args(manifest_dir, *flags: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    AsrDataModule.add_arguments(parser)
+    return parser.parse_args(
+        [
+            "--manifest-dir",
+            str(manifest_dir),
+            "--max-duration",
+            "8",
+            "--num-workers",
+            "0",
+            "--enable-musan",
+            "false",
+            "--enable-spec-aug",
+            "false",
+            *flags,
+        ]
+    )
+
+
+def batch_ids(batch) -> list:
+    return [cut.id for cut in batch["supervisions"]["cut"]]
+
+
+def test_train_batches_have_icefall_layout(tiny_corpus):
+    data = AsrDataModule(make_args(tiny_corpus))
+    cuts = data.load_cuts("tiny", "train")
+    batch = next(iter(data.train_dataloaders(cuts)))
+    inputs = batch["inputs"]
+    assert inputs.dim() == 3 and inputs.shape[2] == 80
+    supervisions = batch["supervisions"]
+    assert len(supervisions["text"]) == inputs.shape[0]
+    assert supervisions["num_frames"].shape == (inputs.shape[0],)
+    assert int(supervisions["num_frames"].max()) == inputs.shape[1]
+    assert sum(cut.duration for cut in supervisions["cut"]) <= 8.0
+
+
+def test_every_epoch_covers_the_cuts_once(tiny_corpus):
+    data = AsrDataModule(make_args(tiny_corpus, "--drop-last", "false"))
+    cuts = data.load_cuts("tiny", "train")
+    seen = [cid for batch in data.train_dataloaders(cuts) for cid in batch_ids(batch)]
+    assert sorted(seen) == sorted(cut.id for cut in cuts)
+
+
+@pytest.mark.parametrize("num_workers", ["0", "1"])
+def test_resume_mid_epoch_continues_at_the_next_batch(tiny_corpus, num_workers):
+    flags = ("--num-workers", num_workers, "--drop-last", "false")
+    data = AsrDataModule(make_args(tiny_corpus, *flags))
+    cuts = data.load_cuts("tiny", "train")
+
+    reference_dl = data.train_dataloaders(cuts)
+    reference_dl.sampler.set_epoch(3)
+    reference = [batch_ids(b) for b in reference_dl]
+    assert len(reference) >= 4
+
+    interrupted_dl = data.train_dataloaders(cuts)
+    interrupted_dl.sampler.set_epoch(3)
+    consumed = 2
+    for index, batch in enumerate(interrupted_dl):
+        assert batch_ids(batch) == reference[index]
+        if index + 1 == consumed:
+            # With workers the DataLoader has already asked the sampler for more batches.
+            state = interrupted_dl.sampler.state_dict()
+            break
+    # The state goes through a checkpoint file in real training.
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=False)
+
+    resumed_dl = AsrDataModule(make_args(tiny_corpus, *flags)).train_dataloaders(
+        cuts, sampler_state_dict=state
+    )
+    resumed = [batch_ids(b) for b in resumed_dl]
+    assert resumed == reference[consumed:]
+
+    # The following epoch starts from its beginning again.
+    resumed_dl.sampler.set_epoch(4)
+    next_epoch = [cid for b in resumed_dl for cid in batch_ids(b)]
+    assert sorted(next_epoch) == sorted(cut.id for cut in cuts)
+
+
+def test_musan_and_spec_aug_change_the_features(tiny_corpus):
+    plain = AsrDataModule(make_args(tiny_corpus, "--shuffle", "false"))
+    noisy = AsrDataModule(
+        make_args(
+            tiny_corpus,
+            "--shuffle",
+            "false",
+            "--enable-musan",
+            "true",
+            "--noise-cuts",
+            "tiny_cuts_noise.jsonl.gz",
+            "--enable-spec-aug",
+            "true",
+        )
+    )
+    cuts = plain.load_cuts("tiny", "train")
+    a = next(iter(plain.train_dataloaders(cuts)))
+    b = next(iter(noisy.train_dataloaders(cuts)))
+    assert batch_ids(a) == batch_ids(b)
+    assert not torch.allclose(a["inputs"], b["inputs"])
+
+
+def test_on_the_fly_features_match_precomputed_shape(tiny_corpus):
+    data = AsrDataModule(make_args(tiny_corpus, "--on-the-fly-feats", "true", "--shuffle", "false"))
+    cuts = data.load_cuts("tiny", "train")
+    batch = next(iter(data.valid_dataloaders(cuts)))
+    assert batch["inputs"].shape[2] == 80
+
+
+def test_test_dataloader_keeps_every_cut(tiny_corpus):
+    data = AsrDataModule(make_args(tiny_corpus))
+    cuts = data.load_cuts("tiny", "train")
+    ids = [cid for batch in data.test_dataloaders(cuts) for cid in batch_ids(batch)]
+    assert sorted(ids) == sorted(cut.id for cut in cuts)
+
+
+def test_missing_cut_file_names_file_and_stage(tmp_path):
+    data = AsrDataModule(make_args(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"synth_cuts_dev\.jsonl\.gz.*fbank stage"):
+        data.load_cuts("synth", "dev")
+
+
+def test_bad_input_strategy_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="--input-strategy"):
+        AsrDataModule(make_args(tmp_path, "--input-strategy", "Nope"))
