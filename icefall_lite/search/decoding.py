@@ -149,7 +149,10 @@ def decoding_suffix(params: Mapping[str, Any]) -> str:
     else:
         suffix = f"epoch-{params['epoch']}_avg-{params['avg']}"
     if params.get("causal"):
-        suffix += f"_chunk-{params['chunk_size']}_left-context-{params['left_context_frames']}"
+        # A causal encoder decodes with the first entry of its chunk/left-context lists.
+        chunk = str(params["chunk_size"]).split(",")[0]
+        left_context = str(params["left_context_frames"]).split(",")[0]
+        suffix += f"_chunk-{chunk}_left-context-{left_context}"
     method = params["decoding_method"]
     if "fast_beam_search" in method:
         suffix += f"_beam-{params['beam']}_max-contexts-{params['max_contexts']}"

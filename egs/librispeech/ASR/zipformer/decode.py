@@ -60,7 +60,10 @@ def get_params() -> AttributeDict:
 
 
 def main() -> None:
-    run_decode(get_parser(), sys.argv[1:], dataset_prefix="librispeech", defaults=get_params())
+    try:
+        run_decode(get_parser(), sys.argv[1:], dataset_prefix="librispeech", defaults=get_params())
+    except (ValueError, FileNotFoundError) as e:  # bad flags or missing files: one line
+        sys.exit(f"{Path(__file__).name}: error: {e}")
 
 
 if __name__ == "__main__":
