@@ -231,6 +231,47 @@ def rnnt_loss_simple(
     return _reduce(mutual_information_recursion(px, py, boundary), reduction)
 
 
+class _SymbolAndBlankLogprobs(torch.autograd.Function):
+    """log_softmax(logits) read at one symbol per cell and at blank, with a fused backward.
+
+    Autograd through ``logsumexp`` + ``gather`` + indexing would build three (B, T, R, C)
+    gradients (and zero-fill two of them) and add them up; here the backward writes one:
+    ``-softmax * (g_symbol + g_blank)``, plus ``g_symbol`` at the symbol and ``g_blank`` at
+    blank. The softmax is recomputed from the saved logits instead of kept from the forward,
+    so nothing of size (B, T, R, C) is held between forward and backward beyond the logits.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, symbol_ids: Tensor, blank: int) -> Tuple[Tensor, Tensor]:
+        normalizers = torch.logsumexp(logits, dim=3)  # (B, T, R)
+        symbol_logprobs = torch.gather(logits, 3, symbol_ids.unsqueeze(3)).squeeze(3)
+        symbol_logprobs = symbol_logprobs - normalizers
+        blank_logprobs = logits[:, :, :, blank] - normalizers
+        ctx.save_for_backward(logits, normalizers, symbol_ids)
+        ctx.blank = blank
+        return symbol_logprobs, blank_logprobs
+
+    @staticmethod
+    def backward(ctx, symbol_grad: Tensor, blank_grad: Tensor) -> Tuple[Optional[Tensor], ...]:
+        logits, normalizers, symbol_ids = ctx.saved_tensors
+        grad = torch.sub(logits, normalizers.unsqueeze(3)).exp_()
+        grad.mul_((symbol_grad + blank_grad).neg_().unsqueeze(3))
+        grad.scatter_add_(3, symbol_ids.unsqueeze(3), symbol_grad.unsqueeze(3))
+        grad[:, :, :, ctx.blank] += blank_grad
+        return grad, None, None
+
+
+def _symbol_and_blank_logprobs(
+    logits: Tensor, symbol_ids: Tensor, blank: int
+) -> Tuple[Tensor, Tensor]:
+    """(B, T, R, C) logits, (B, T, R) symbol ids -> two (B, T, R) log-probabilities."""
+    if not torch.is_grad_enabled() or not logits.requires_grad:
+        normalizers = torch.logsumexp(logits, dim=3)
+        symbol_logprobs = torch.gather(logits, 3, symbol_ids.unsqueeze(3)).squeeze(3)
+        return symbol_logprobs - normalizers, logits[:, :, :, blank] - normalizers
+    return _SymbolAndBlankLogprobs.apply(logits, symbol_ids, blank)
+
+
 def get_rnnt_logprobs_joint(
     logits: Tensor,
     symbols: Tensor,
@@ -255,12 +296,13 @@ def get_rnnt_logprobs_joint(
     S = S1 - 1
     _check_symbols(symbols, B, S, "get_rnnt_logprobs_joint")
     _check_lengths(S, T, rnnt_type, boundary)
-    normalizers = torch.logsumexp(logits, dim=3)  # (B, T, S + 1)
-    symbol_scores = torch.gather(
-        logits[:, :, :S], 3, symbols.view(B, 1, S, 1).expand(B, T, S, 1)
-    ).squeeze(3)
-    px = (symbol_scores - normalizers[:, :, :S]).transpose(1, 2)  # (B, S, T)
-    py = (logits[:, :, :, termination_symbol] - normalizers).transpose(1, 2)  # (B, S + 1, T)
+    # Position S has no symbol to emit; read blank there (its px entry is dropped).
+    padded_symbols = torch.cat([symbols, symbols.new_full((B, 1), termination_symbol)], dim=1)
+    symbol_logprobs, blank_logprobs = _symbol_and_blank_logprobs(
+        logits, padded_symbols.unsqueeze(1).expand(B, T, S1), termination_symbol
+    )
+    px = symbol_logprobs[:, :, :S].transpose(1, 2)  # (B, S, T)
+    py = blank_logprobs.transpose(1, 2)  # (B, S + 1, T)
     return _finish_lattice(px, py, rnnt_type, boundary), py
 
 
@@ -445,12 +487,10 @@ def get_rnnt_logprobs_pruned(
         )
     _check_lengths(S, T, rnnt_type, boundary)
 
-    normalizers = torch.logsumexp(logits, dim=3)  # (B, T, s_range)
     # Position S has no symbol to emit; give it blank so the gather stays in range.
     padded_symbols = torch.cat([symbols, symbols.new_full((B, 1), termination_symbol)], dim=1)
     window_symbols = torch.gather(padded_symbols.unsqueeze(1).expand(B, T, S + 1), 2, ranges)
-    px_window = torch.gather(logits, 3, window_symbols.unsqueeze(3)).squeeze(3) - normalizers
-    py_window = logits[:, :, :, termination_symbol] - normalizers
+    px_window, py_window = _symbol_and_blank_logprobs(logits, window_symbols, termination_symbol)
 
     # Scatter the window back onto all S + 1 positions (B, T, S + 1), -inf outside it.
     outside = logits.new_full((B, T, S + 1), _NEG_INF)

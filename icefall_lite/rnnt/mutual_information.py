@@ -53,14 +53,15 @@ def _skew(x: Tensor, num_steps: int, fill: float) -> Tensor:
       (K, B, S1) tensor ``out[k, b, s] = x[b, s, k - s]``.
     """
     B, S1, W = x.shape
-    s = torch.arange(S1, device=x.device).unsqueeze(1)
-    t = torch.arange(num_steps, device=x.device).unsqueeze(0) - s  # (S1, K)
-    valid = (t >= 0) & (t < W)
-    index = t.clamp(0, max(W - 1, 0)).unsqueeze(0).expand(B, S1, num_steps)
-    if W == 0:
-        return x.new_full((num_steps, B, S1), fill)
-    out = torch.gather(x, 2, index).masked_fill(~valid, fill)
-    return out.permute(2, 0, 1).contiguous()
+    # One flat gather straight into the step-major layout; out-of-range cells read an extra
+    # `fill` column appended to each row.
+    padded = torch.cat([x, x.new_full((B, S1, 1), fill)], dim=2)
+    device = x.device
+    s = torch.arange(S1, device=device).view(1, 1, S1)
+    t = torch.arange(num_steps, device=device).view(num_steps, 1, 1) - s
+    t = torch.where((t >= 0) & (t < W), t, W)
+    row = (torch.arange(B, device=device).view(1, B, 1) * S1 + s) * (W + 1)
+    return torch.take(padded, row + t)
 
 
 def _unskew(d: Tensor, width: int) -> Tensor:
@@ -69,14 +70,12 @@ def _unskew(d: Tensor, width: int) -> Tensor:
     Entries whose diagonal ``s + t`` is not in ``d`` become 0 (they carry no gradient).
     """
     K, B, S1 = d.shape
-    if width == 0 or K == 0:
-        return d.new_zeros(B, S1, width)
-    k = torch.arange(S1, device=d.device).unsqueeze(1) + torch.arange(
-        width, device=d.device
-    ).unsqueeze(0)
-    valid = k < K
-    index = k.clamp(max=K - 1).unsqueeze(0).expand(B, S1, width)
-    return torch.gather(d.permute(1, 2, 0), 2, index).masked_fill(~valid, 0.0)
+    device = d.device
+    padded = torch.cat([d, d.new_zeros(1, B, S1)], dim=0)  # step K reads as 0
+    s = torch.arange(S1, device=device).view(1, S1, 1)
+    k = (s + torch.arange(width, device=device).view(1, 1, width)).clamp(max=K)
+    column = torch.arange(B, device=device).view(B, 1, 1) * S1 + s
+    return torch.take(padded, k * (B * S1) + column)
 
 
 def _shift_lattice(x: Tensor, ds: Tensor, dt: Tensor, fill: float) -> Tensor:
@@ -153,9 +152,14 @@ def _forward_and_occupancy(
     P[:, :, 0] = float("-inf")
     P[0, :, 1:] = float("-inf")
     P[0, :, 1] = 0.0
+    # Per-step views made once, so each iteration is three tensor calls and no Python indexing.
+    cells, cells_below = P[:, :, 1:].unbind(0), P[:, :, :-1].unbind(0)
+    x_arcs, y_arcs = X.unbind(0), Y.unbind(0)
+    via_x, via_y = px.new_empty(B, S + 1), px.new_empty(B, S + 1)
     for k in range(1, K):
-        prev = P[k - 1]
-        torch.logaddexp(prev[:, :-1] + X[k - 1], prev[:, 1:] + Y[k - 1], out=P[k, :, 1:])
+        torch.add(cells_below[k - 1], x_arcs[k - 1], out=via_x)
+        torch.add(cells[k - 1], y_arcs[k - 1], out=via_y)
+        torch.logaddexp(via_x, via_y, out=cells[k])
 
     end_step = t_end if modified else s_end + t_end
     batch = torch.arange(B, device=px.device)
@@ -164,18 +168,22 @@ def _forward_and_occupancy(
         return scores, None, None
 
     # Arc posteriors given the arc's destination cell; 0 where that cell is unreachable.
+    # An unreachable destination (-inf) only has -inf arcs into it: -inf - -inf = nan there,
+    # which must become 0. So must anything computed from padding outside a sequence's box,
+    # which may hold any value (it never reaches the score, but 0 * nan would spread).
     dest = P[1:, :, 1:]
-    reachable = torch.isfinite(dest)
-    post_x = torch.exp(P[:-1, :, :-1] + X - dest).masked_fill_(~reachable, 0.0)
-    post_y = torch.exp(P[:-1, :, 1:] + Y - dest).masked_fill_(~reachable, 0.0)
-    del dest, reachable, X, Y
+    post_x = (P[:-1, :, :-1] + X).sub_(dest).exp_().nan_to_num_(nan=0.0, posinf=0.0)
+    post_y = (P[:-1, :, 1:] + Y).sub_(dest).exp_().nan_to_num_(nan=0.0, posinf=0.0)
+    del dest, X, Y
 
     # G[k][s]: d score / d P[k][s]; seeded with 1 at each sequence's final cell.
     G = px.new_zeros(K, B, S + 1)
     G[end_step, batch, s_end] = 1.0
+    g, g_lower, g_upper = G.unbind(0), G[:, :, :-1].unbind(0), G[:, :, 1:].unbind(0)
+    y_post, x_post = post_y.unbind(0), post_x[:, :, 1:].unbind(0)
     for k in range(K - 1, 0, -1):
-        G[k - 1].addcmul_(G[k], post_y[k - 1])
-        G[k - 1, :, :-1].addcmul_(G[k, :, 1:], post_x[k - 1, :, 1:])
+        g[k - 1].addcmul_(g[k], y_post[k - 1])
+        g_lower[k - 1].addcmul_(g_upper[k], x_post[k - 1])
     gx = post_x.mul_(G[1:])
     gy = post_y.mul_(G[1:])
     px_grad, py_grad = _arcs_to_grads(gx, gy, modified, px.shape, T)
