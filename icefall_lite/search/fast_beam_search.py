@@ -60,6 +60,10 @@ class FastBeamStream:
     def num_frames(self) -> int:
         return len(self.frames)
 
+    def result(self, blank_id: int = 0) -> DecodingResult:
+        """The best path so far (see :func:`best_path`)."""
+        return best_path(self, blank_id)
+
 
 def init_fast_beam_streams(
     model: nn.Module, num_streams: int, device: Optional[torch.device] = None

@@ -16,7 +16,6 @@ from icefall_lite.search import (
     greedy_search,
     init_fast_beam_streams,
 )
-from icefall_lite.search.fast_beam_search import best_path
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +92,7 @@ def test_batched_and_chunked_equal_one_at_a_time():
     for i in range(3):
         n = int(lens[i])
         (alone,) = fast_beam_search(model, enc[i : i + 1, :n], lens[i : i + 1], **settings)
-        chunked = best_path(streams[i], blank_id=0)
+        chunked = streams[i].result(blank_id=0)
         for other in (batched[i], chunked):
             assert (other.tokens, other.timestamps) == (alone.tokens, alone.timestamps)
             assert other.score == pytest.approx(alone.score, abs=1e-6)
