@@ -210,6 +210,6 @@ def noise_recordings_to_fbank(
     output_cuts = Path(output_cuts)
     windows = CutSet.from_manifests(recordings=recordings).cut_into_windows(window)
     cuts = CutSet.from_cuts(cut for cut in windows if cut.duration > min_duration)
-    storage = output_cuts.parent / output_cuts.name.replace("_cuts_", "_feats_").split(".")[0]
+    storage = output_cuts.parent / output_cuts.name.split(".")[0].replace("cuts", "feats")
     compute_fbank_for_cuts(cuts, storage, output_cuts, num_jobs=num_jobs, backend=backend)
     return output_cuts

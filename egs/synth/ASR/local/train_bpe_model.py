@@ -6,7 +6,8 @@ Usage:
       --lang-dir data/lang_bpe_500 \\
       --vocab-size 500
 
-The transcripts (speed-perturbed copies counted once) go to ``<lang-dir>/transcript_words.txt``.
+The transcripts of all ``--cuts`` files (speed-perturbed copies counted once) go to
+``<lang-dir>/transcript_words.txt``.
 """
 
 import argparse
@@ -25,18 +26,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--cuts", type=Path, required=True, help="Training cut manifest.")
+    parser.add_argument(
+        "--cuts", type=Path, nargs="+", required=True, help="Training cut manifest(s)."
+    )
     parser.add_argument("--lang-dir", type=Path, required=True)
     parser.add_argument("--vocab-size", type=int, default=500)
     args = parser.parse_args()
     logging.basicConfig(format="%(asctime)s %(levelname)s [train_bpe] %(message)s", level="INFO")
-    cuts = load_cut_file(args.cuts)
+    cut_sets = [load_cut_file(path) for path in args.cuts]
     args.lang_dir.mkdir(parents=True, exist_ok=True)
     transcript_file = args.lang_dir / "transcript_words.txt"
     tmp = transcript_file.with_name(".tmp." + transcript_file.name)
     seen = set()
     with open(tmp, "w", encoding="utf-8") as f:
-        for cut in cuts:
+        for cut in (cut for cuts in cut_sets for cut in cuts):
             if "_sp" in cut.id and cut.id.rsplit("_sp", 1)[0] in seen:
                 continue  # a speed-perturbed copy: same text, do not count it three times
             seen.add(cut.id)

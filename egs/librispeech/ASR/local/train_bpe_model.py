@@ -1,0 +1,1 @@
+../../../synth/ASR/local/train_bpe_model.py
