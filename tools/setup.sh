@@ -230,11 +230,37 @@ except metadata.PackageNotFoundError:
 EOF
 }
 
+# True when every "name==version" pin in requirements.txt is installed (torch: any version, since
+# a user's own build is kept). Reads package metadata only, so it takes well under a second.
+pins_satisfied() {
+  vpy - "$REPO_ROOT/requirements.txt" <<'EOF'
+import re
+import sys
+from importlib import metadata
+
+wrong = []
+for line in open(sys.argv[1]):
+    match = re.fullmatch(r"([A-Za-z0-9_.-]+)(\[[^]]*\])?==([^\s;]+)", line.split("#")[0].strip())
+    if not match:
+        continue
+    name, _, pinned = match.groups()
+    try:
+        have = metadata.version(name)
+    except metadata.PackageNotFoundError:
+        wrong.append(f"{name} missing")
+        continue
+    if name.lower() != "torch" and have.split("+")[0] != pinned:
+        wrong.append(f"{name} {have} (want {pinned})")
+if wrong:
+    print("    requirements not satisfied: " + ", ".join(wrong))
+sys.exit(1 if wrong else 0)
+EOF
+}
+
 install_requirements() {
   local want
   want="$(requirements_hash)"
-  if [[ -f "$(stamp_file)" && "$(cat "$(stamp_file)")" == "$want" ]] \
-    && vpy -c "import lhotse, sentencepiece, kaldialign, pytest" 2>/dev/null; then
+  if [[ -f "$(stamp_file)" && "$(cat "$(stamp_file)")" == "$want" ]] && pins_satisfied; then
     step_note="unchanged since last run (requirements.txt, setup.cfg); pip skipped"
     return 0
   fi
@@ -265,14 +291,28 @@ compiled_ok() {
   vpy -c "import torch, kaldifeat, fast_rnnt" 2>/dev/null
 }
 
+# Records which torch the installed kaldifeat / fast_rnnt were built against.
+build_stamp() { echo "$VENV/.icefall-lite-build"; }
+
 build_compiled() {
+  local torch_version cuda py_tag
+  torch_version="$(dist_version torch)"
+  local want="torch=$torch_version kaldifeat=$KALDIFEAT_VERSION fast_rnnt=$FAST_RNNT_VERSION"
+  # Fast path without importing torch: same versions as when this step last succeeded.
+  if [[ -f "$(build_stamp)" && "$(cat "$(build_stamp)")" == "$want" \
+    && "$(dist_version kaldifeat)" == "$KALDIFEAT_VERSION" \
+    && "$(dist_version fast_rnnt)" == "$FAST_RNNT_VERSION" ]]; then
+    require_compiled=1
+    step_note="kaldifeat $KALDIFEAT_VERSION and fast_rnnt $FAST_RNNT_VERSION already built for torch $torch_version"
+    return 0
+  fi
   if compiled_ok; then
+    echo "$want" >"$(build_stamp)"
+    require_compiled=1
     step_note="kaldifeat $(dist_version kaldifeat) and fast_rnnt $(dist_version fast_rnnt) already importable"
     return 0
   fi
 
-  local torch_version cuda py_tag
-  torch_version="$(dist_version torch)"
   py_tag="$(vpy -c 'import sys; print(f"cp{sys.version_info[0]}{sys.version_info[1]}")')"
   cuda="$(vpy -c 'import torch; print(torch.version.cuda or "")')"
   # The wheels link against one torch build, so the cache is per torch version.
@@ -321,6 +361,8 @@ build_compiled() {
     vpy -c "import torch, kaldifeat, fast_rnnt" || true
     return 1
   fi
+  echo "$want" >"$(build_stamp)"
+  require_compiled=1
   step_note+="installed"
 }
 
@@ -330,15 +372,27 @@ have_wheel() {
 
 # ---------------------------------------------------------------------------------------------
 # editable install of icefall_lite
+# Where pip installed icefall-lite from (its PEP 610 record, "file:///..." for an editable
+# install), read without importing the package. Run it from / so that a source tree's *.egg-info
+# in the working directory does not answer instead.
+editable_source() {
+  vpy - <<'EOF' 2>/dev/null
+import json
+from importlib import metadata
+
+info = json.loads(metadata.distribution("icefall-lite").read_text("direct_url.json") or "{}")
+if info.get("dir_info", {}).get("editable"):
+    print(info["url"])
+EOF
+}
+
 install_editable() {
   local where
-  # shellcheck disable=SC2015  # "|| true": an absent package is an answer, not an error
-  where="$(cd / && vpy -c 'import icefall_lite, os; print(os.path.dirname(icefall_lite.__file__))' \
-    2>/dev/null || true)"
+  where="$(cd / && editable_source)" || where=""
   local stamp="$VENV/.icefall-lite-editable.sha256"
   local want
   want="$(cat "$REPO_ROOT/setup.cfg" "$REPO_ROOT/pyproject.toml" | sha256sum | cut -d' ' -f1)"
-  if [[ "$where" == "$REPO_ROOT/icefall_lite" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+  if [[ "$where" == "file://$REPO_ROOT" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     step_note="icefall_lite already installed in editable mode from $REPO_ROOT"
     return 0
   fi
@@ -350,21 +404,31 @@ install_editable() {
 }
 
 # ---------------------------------------------------------------------------------------------
+# Imports what was installed; kaldifeat / fast_rnnt must import when the build step installed them.
+require_compiled=0
 check_imports() {
-  vpy - <<'EOF'
+  REQUIRE_COMPILED=$require_compiled vpy - <<'EOF'
 import importlib
+import importlib.util
+import os
 
 import torch
 
 print(f"    torch {torch.__version__} (CUDA available: {torch.cuda.is_available()})")
-for name in ["lhotse", "sentencepiece", "kaldialign", "onnxruntime", "icefall_lite"]:
-    importlib.import_module(name)
-for name in ["kaldifeat", "fast_rnnt", "k2", "torchaudio"]:
+# The pure-Python requirements were checked through their metadata; import only icefall_lite and
+# what links against torch. k2 / torchaudio are the user's own extras: report, never import.
+importlib.import_module("icefall_lite")
+for name in ["kaldifeat", "fast_rnnt"]:
     try:
-        mod = importlib.import_module(name)
-        print(f"    {name}: {getattr(mod, '__version__', 'available')}")
-    except Exception as exc:  # optional packages: report, do not fail
-        print(f"    {name}: not available ({type(exc).__name__})")
+        module = importlib.import_module(name)
+        print(f"    {name}: {getattr(module, '__version__', 'available')}")
+    except Exception as exc:  # optional unless this run built them
+        print(f"    {name}: not available ({type(exc).__name__}: {exc})")
+        if os.environ["REQUIRE_COMPILED"] == "1":
+            raise SystemExit(f"setup.sh: {name} was built and installed but does not import")
+for name in ["k2", "torchaudio"]:
+    found = importlib.util.find_spec(name) is not None
+    print(f"    {name}: {'installed' if found else 'not installed'} (optional)")
 EOF
 }
 

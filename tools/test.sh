@@ -76,11 +76,11 @@ if [[ $do_lint -eq 1 ]]; then
   done
   echo "==> lint: black --check, isort --check, flake8 over ${lint_paths[*]}"
   # black and isort skip git-ignored paths (recipe data/exp folders); flake8 uses setup.cfg's exclude.
-  "$PY" -m black --check --quiet "${lint_paths[@]}" || {
+  "$PY" -m black --check "${lint_paths[@]}" || {
     echo "test.sh: black would reformat the files above; run: $VENV/bin/black ${lint_paths[*]}" >&2
     lint_rc=1
   }
-  "$PY" -m isort --check-only --quiet --skip-gitignore "${lint_paths[@]}" || {
+  "$PY" -m isort --check-only --skip-gitignore "${lint_paths[@]}" || {
     echo "test.sh: isort would reorder imports above; run: $VENV/bin/isort ${lint_paths[*]}" >&2
     lint_rc=1
   }
