@@ -52,7 +52,7 @@ def make_fbank_extractor(backend: str = "auto", device: str = "cpu") -> FeatureE
             raise ImportError("fbank backend 'kaldifeat' requested but kaldifeat is not installed")
         from lhotse import KaldifeatFbank, KaldifeatFbankConfig
 
-        return KaldifeatFbank(KaldifeatFbankConfig(device=device, mel_opts={"num_bins": 80}))
+        return KaldifeatFbank(KaldifeatFbankConfig(device=device))  # 80 mel bins by default
     return Fbank(FbankConfig(num_mel_bins=NUM_MEL_BINS))
 
 

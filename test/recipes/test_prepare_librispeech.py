@@ -25,8 +25,8 @@ def tone(rng: np.random.Generator, seconds: float) -> np.ndarray:
 
 
 def make_librispeech(root: Path) -> None:
-    """LibriSpeech/<part>/<speaker>/<chapter>/<spk>-<chapter>-<utt>.flac + <spk>-<chapter>.trans.txt,
-    and musan/{music,speech,noise} with music ANNOTATIONS."""
+    """LibriSpeech/<part>/<speaker>/<chapter>/ with <spk>-<chapter>-<utt>.flac files and
+    <spk>-<chapter>.trans.txt, and musan/{music,speech,noise} with music ANNOTATIONS."""
     rng = np.random.default_rng(0)
     layout = {
         "train-clean-100": [(19, 198), (26, 495)],
