@@ -144,7 +144,7 @@ def test_timestamps_are_valid_frames():
     for results in (
         greedy_search(model, enc, lens, max_sym_per_frame=3),
         modified_beam_search(model, enc, lens, beam=4),
-        beam_search(model, enc, lens, beam=4),
+        beam_search(model, enc, lens, beam=3, max_sym_per_frame=3),
     ):
         for r, n in zip(results, lens.tolist()):
             assert len(r.timestamps) == len(r.tokens)
