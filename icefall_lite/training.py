@@ -193,6 +193,7 @@ def get_training_params() -> AttributeDict:
       constant of reset_interval steps;
     - valid_interval: also validate every N steps inside an epoch (0 = only at epoch ends);
     - max_nonfinite_batches: consecutive skipped steps that stop training;
+    - lr_warmup_batches: Eden's linear learning-rate warm-up, in optimizer steps;
     - feature_dim, subsampling_factor: what the model front end expects / does.
     """
     return AttributeDict(
@@ -206,6 +207,7 @@ def get_training_params() -> AttributeDict:
             "reset_interval": 200,
             "valid_interval": 3000,
             "max_nonfinite_batches": 20,
+            "lr_warmup_batches": 500,
             "feature_dim": 80,
             "subsampling_factor": 4,
         }
@@ -868,7 +870,12 @@ def build_optimizer_and_scheduler(params: AttributeDict, model: nn.Module) -> Tu
         lr=params.base_lr,
         clipping_scale=2.0,
     )
-    scheduler = Eden(optimizer, params.lr_batches, params.lr_epochs)
+    scheduler = Eden(
+        optimizer,
+        params.lr_batches,
+        params.lr_epochs,
+        warmup_batches=params.get("lr_warmup_batches", 500),
+    )
     return optimizer, scheduler
 
 
@@ -884,6 +891,9 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
     params = AttributeDict(params)
     params.exp_dir = Path(params.exp_dir)
     device = choose_device(rank)
+    if device.type == "cpu" and world_size > 1:
+        # Ranks share the CPU cores: one intra-op pool per rank of cores / ranks threads.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
     if world_size > 1:
         setup_dist(
             rank,

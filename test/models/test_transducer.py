@@ -12,6 +12,7 @@ from icefall_lite.models import (
     Decoder,
     Joiner,
     add_model_arguments,
+    build_model,
     check_model_arguments,
     transducer_loss_scales,
 )
@@ -250,3 +251,20 @@ def test_model_arguments_defaults_are_icefall_s():
 def test_bad_model_flags_name_the_flag(argv, flag):
     with pytest.raises(ValueError, match=flag):
         check_model_arguments(_parse(*argv))
+
+
+def test_build_model_with_the_tiny_zipformer():
+    params = _parse("--model-size", "tiny", "--decoder-dim", "32", "--joiner-dim", "32")
+    params.update(vocab_size=VOCAB_SIZE, blank_id=BLANK_ID, use_ctc=True)
+    model = build_model(params)
+    assert model.decoder.context_size == 2 and model.decoder.blank_id == BLANK_ID
+    x = torch.randn(2, 150, FEATURE_DIM)
+    x_lens = torch.tensor([150, 120])
+    encoder_out, encoder_out_lens = model.forward_encoder(x, x_lens)
+    expected_lens = ((x_lens - 7) // 2 + 1) // 2
+    assert torch.equal(encoder_out_lens, expected_lens)
+    assert encoder_out.shape == (2, int(expected_lens.max()), model.joiner.encoder_proj.in_features)
+    losses = model(x, x_lens, [[1, 2, 3], [4, 5]], prune_range=3)
+    assert all(torch.isfinite(loss) and loss.item() > 0 for loss in losses)
+    sum(losses).backward()
+    assert model.joiner.output_linear.weight.grad is not None
