@@ -890,6 +890,7 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
     """
     params = AttributeDict(params)
     params.exp_dir = Path(params.exp_dir)
+    params.world_size = world_size  # under torchrun, --world-size is not what counts
     device = choose_device(rank)
     if device.type == "cpu" and world_size > 1:
         # Ranks share the CPU cores: one intra-op pool per rank of cores / ranks threads.

@@ -312,3 +312,12 @@ def test_missing_bpe_model_and_cuts_are_named(bpe_file, tmp_path):
 
 def test_good_flags_pass(bpe_file):
     check_training_arguments(_params(bpe_model=bpe_file))
+
+
+def test_bf16_autocast_trains_on_cpu():
+    model = _model()
+    params = _params(use_bf16=True)
+    loss, info = compute_loss(params, model, _Tokenizer(), _fixed_batches(1)[0], True)
+    assert loss.dtype == torch.float32 and math.isfinite(info["loss"])
+    _train(params, model, _fixed_batches(2))
+    assert params.batch_idx_train == 2

@@ -226,3 +226,59 @@ def test_world_size_two_on_cpu(corpus, tmp_path):
     assert all(
         torch.isfinite(v).all() for v in checkpoint["model"].values() if v.is_floating_point()
     )
+
+
+@pytest.mark.slow
+def test_torchrun_launch_then_fine_tune_with_init_from(corpus, tmp_path):
+    exp_dir = tmp_path / "torchrun"
+    cmd = _train_cmd(corpus, exp_dir, "--num-epochs", "1")
+    port = str(13000 + os.getpid() % 1000)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    _run(torchrun + ["--master-port", port] + cmd[1:], corpus)
+    checkpoint = _load(exp_dir / "epoch-1.pt")
+    assert checkpoint["world_size"] == 2 and checkpoint["use_ddp_launch"] is True
+    assert len(checkpoint["rng_states"]) == 2
+
+    # --init-from starts a new run from those weights (step counter and optimizer fresh).
+    tuned_dir = tmp_path / "fine-tuned"
+    _run(
+        _train_cmd(
+            corpus, tuned_dir, "--num-epochs", "1", "--init-from", str(exp_dir / "epoch-1.pt")
+        ),
+        corpus,
+    )
+    log = "".join(p.read_text() for p in (tuned_dir / "log").glob("log-train*"))
+    assert "Initialising the model from" in log
+    tuned = _load(tuned_dir / "epoch-1.pt")
+    assert tuned["batch_idx_train"] == checkpoint["batch_idx_train"] * 2  # one rank vs. two
+
+
+def test_oom_scan_runs_the_pessimistic_batches(corpus):
+    """The GPU pre-flight check, exercised on CPU with the tiny corpus."""
+    import argparse
+
+    from icefall_lite.data import AsrDataModule, load_bpe_model
+    from icefall_lite.models import add_model_arguments, build_model
+    from icefall_lite.training import (
+        add_training_arguments,
+        get_training_params,
+        scan_pessimistic_batches_for_oom,
+    )
+
+    parser = argparse.ArgumentParser()
+    add_training_arguments(parser)
+    add_model_arguments(parser)
+    AsrDataModule.add_arguments(parser)
+    argv = _train_cmd(corpus, corpus / "unused")[2:]
+    params = get_training_params()
+    params.update(vars(parser.parse_args(argv)))
+    sp = load_bpe_model(params.bpe_model)
+    params.update(vocab_size=sp.get_piece_size(), blank_id=0)
+    model = build_model(params)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    data = AsrDataModule(params)
+    train_dl = data.train_dataloaders(data.load_cuts("synth", "train"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    scan_pessimistic_batches_for_oom(model, train_dl, optimizer, sp, params)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None or not p.grad.any() for p in model.parameters())
