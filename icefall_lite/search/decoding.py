@@ -29,6 +29,7 @@ from icefall_lite.search.fast_beam_search import fast_beam_search, fast_beam_sea
 from icefall_lite.search.greedy import greedy_search
 from icefall_lite.search.hypothesis import DecodingResult
 from icefall_lite.search.modified_beam_search import modified_beam_search
+from icefall_lite.search.transducer_common import model_device
 from icefall_lite.utils import str2bool
 
 TRANSDUCER_METHODS = (
@@ -235,7 +236,7 @@ def decode_one_batch(
 ) -> List[DecodingResult]:
     """Encode a lhotse batch (``inputs`` (N, T, 80), ``supervisions.num_frames`` (N,)) and
     search; results follow the batch order."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     features = batch["inputs"].to(device)
     feature_lens = batch["supervisions"]["num_frames"].to(device)
     if params.get("causal"):

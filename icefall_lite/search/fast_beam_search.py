@@ -31,7 +31,11 @@ import torch
 from torch import nn
 
 from icefall_lite.search.hypothesis import DecodingResult
-from icefall_lite.search.transducer_common import check_encoder_out, initial_context
+from icefall_lite.search.transducer_common import (
+    check_encoder_out,
+    initial_context,
+    model_device,
+)
 
 # One lattice frame of a stream: (src state, dst state, token, arc log-prob), each of shape (A,).
 LatticeFrame = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -70,7 +74,7 @@ def init_fast_beam_streams(
 ) -> List[FastBeamStream]:
     """Fresh states for ``num_streams`` utterances (one start state each)."""
     if device is None:
-        device = next(model.parameters()).device
+        device = model_device(model)
     context = initial_context(model.decoder.context_size, model.decoder.blank_id)
     return [
         FastBeamStream(

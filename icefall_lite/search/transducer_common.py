@@ -6,6 +6,7 @@ The searches talk to the model only through ``model.decoder`` (``Decoder``: ``vo
 two attributes (the offline ``AsrModel``, a streaming model, a test stand-in) can be searched.
 """
 
+import itertools
 from typing import List, Sequence
 
 import torch
@@ -18,6 +19,14 @@ def initial_context(context_size: int, blank_id: int) -> List[int]:
     return [-1] * (context_size - 1) + [blank_id]
 
 
+def model_device(model: nn.Module) -> torch.device:
+    """Device of the model's first parameter or buffer; CPU for a module with neither (e.g. a
+    wrapper around ONNX sessions)."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
 def decoder_outputs(model: nn.Module, contexts: Sequence[Sequence[int]]) -> torch.Tensor:
     """Run the decoder on a batch of histories and project for the joiner.
 
@@ -26,7 +35,7 @@ def decoder_outputs(model: nn.Module, contexts: Sequence[Sequence[int]]) -> torc
     Returns:
       (B, joiner_dim) projected decoder output.
     """
-    device = next(model.parameters()).device
+    device = model_device(model)
     y = torch.tensor(contexts, dtype=torch.int64, device=device).reshape(len(contexts), -1)
     decoder_out = model.decoder(y, need_pad=False)  # (B, 1, decoder_dim)
     return model.joiner.decoder_proj(decoder_out.squeeze(1))
