@@ -28,7 +28,6 @@ import math
 import os
 import random
 import shutil
-import warnings
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
@@ -48,6 +47,7 @@ from icefall_lite.checkpoint import (
 )
 from icefall_lite.data import (
     AsrDataModule,
+    conv2d_subsampled_frames,
     cuts_filename,
     filter_cuts_for_training,
     load_bpe_model,
@@ -358,11 +358,6 @@ def adjusted_batch_count(params: AttributeDict) -> float:
     return params.batch_idx_train * seconds_per_step / params.ref_duration
 
 
-def encoder_frames(num_frames: torch.Tensor) -> torch.Tensor:
-    """Encoder output frames of the Conv2dSubsampling front end: ((T - 7) // 2 + 1) // 2."""
-    return ((num_frames - 7) // 2 + 1) // 2
-
-
 # --------------------------------------------------------------------------------------------
 # Loss of one batch
 
@@ -415,9 +410,7 @@ def compute_loss(
             loss = loss + params.ctc_loss_scale * ctc_loss
 
     info = MetricsTracker()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        info["frames"] = int(encoder_frames(feature_lens).sum().item())
+    info["frames"] = int(conv2d_subsampled_frames(feature_lens).sum().item())
     info["utterances"] = len(texts)
     info["loss"] = loss.detach().cpu().item()
     if params.use_transducer:
