@@ -92,7 +92,9 @@ def compute_fbank_for_cuts(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     extractor = make_fbank_extractor(backend, device=device)
     logging.info(f"fbank with {type(extractor).__name__} on {device}, {num_jobs} job(s)")
-    if type(extractor).__name__ == "KaldifeatFbank":
+    # Batched kaldifeat pays off on a GPU; on CPU (measured: tools/bench/fbank.py) it is slower
+    # than one utterance at a time, so CPU takes the per-cut path below for both backends.
+    if type(extractor).__name__ == "KaldifeatFbank" and device == "cuda":
         with_feats = cuts.compute_and_store_features_batch(
             extractor=extractor,
             storage_path=str(storage_path),
@@ -102,7 +104,7 @@ def compute_fbank_for_cuts(
             overwrite=True,
         )
     else:
-        # lhotse's Fbank is a per-cut torch computation: one thread per job avoids
+        # Per-cut extraction: one thread per job avoids
         # oversubscription. Forked workers start in milliseconds; lhotse's default (spawned
         # workers re-importing torch) costs seconds per split, which dominates small splits.
         torch.set_num_threads(1)
