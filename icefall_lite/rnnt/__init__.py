@@ -18,6 +18,7 @@ built-in implementation in :mod:`icefall_lite.rnnt.loss` and
                                         reduction="sum")
 """
 
+from types import ModuleType
 from typing import Optional, Tuple, Union
 
 from torch import Tensor
@@ -27,6 +28,7 @@ from icefall_lite.rnnt.backend import (
     ENV_VAR,
     add_rnnt_backend_argument,
     backend_module,
+    backend_module_for,
     get_backend,
     resolve_backend,
     set_backend,
@@ -49,6 +51,19 @@ __all__ = [
 ]
 
 _LossAndGrads = Union[Tensor, Tuple[Tensor, Tuple[Tensor, Tensor]]]
+
+
+def _implementation(tensor: Tensor, num_symbols: int, boundary: Optional[Tensor]) -> ModuleType:
+    """The backend module for this call.
+
+    fast_rnnt 1.3 asserts that every transcript has at least one symbol (k2 and the built-in
+    code allow empty ones), so batches with an empty transcript go to the built-in code.
+    """
+    module = backend_module(tensor.device)
+    if module.__name__ == "fast_rnnt":
+        if num_symbols == 0 or (boundary is not None and bool((boundary[:, 2] == 0).any())):
+            return backend_module_for("builtin")
+    return module
 
 
 def mutual_information_recursion(
@@ -76,7 +91,7 @@ def rnnt_loss_simple(
     return_grad: bool = False,
 ) -> _LossAndGrads:
     """RNN-T loss with an additive joiner; see :func:`icefall_lite.rnnt.loss.rnnt_loss_simple`."""
-    return backend_module(am.device).rnnt_loss_simple(
+    return _implementation(am, symbols.shape[1], boundary).rnnt_loss_simple(
         lm=lm,
         am=am,
         symbols=symbols,
@@ -104,7 +119,7 @@ def rnnt_loss_smoothed(
 ) -> _LossAndGrads:
     """Simple loss interpolated with LM-only and AM-only terms; see
     :func:`icefall_lite.rnnt.loss.rnnt_loss_smoothed`."""
-    return backend_module(am.device).rnnt_loss_smoothed(
+    return _implementation(am, symbols.shape[1], boundary).rnnt_loss_smoothed(
         lm=lm,
         am=am,
         symbols=symbols,
@@ -124,7 +139,7 @@ def get_rnnt_prune_ranges(
 ) -> Tensor:
     """Per-frame symbol windows (B, T, s_range); see
     :func:`icefall_lite.rnnt.loss.get_rnnt_prune_ranges`."""
-    return backend_module(px_grad.device).get_rnnt_prune_ranges(
+    return _implementation(px_grad, px_grad.shape[1], boundary).get_rnnt_prune_ranges(
         px_grad=px_grad, py_grad=py_grad, boundary=boundary, s_range=s_range
     )
 
@@ -147,7 +162,7 @@ def rnnt_loss_pruned(
 ) -> Tensor:
     """RNN-T loss on the pruned joiner output (B, T, s_range, C); see
     :func:`icefall_lite.rnnt.loss.rnnt_loss_pruned`."""
-    return backend_module(logits.device).rnnt_loss_pruned(
+    return _implementation(logits, symbols.shape[1], boundary).rnnt_loss_pruned(
         logits=logits,
         symbols=symbols,
         ranges=ranges,
@@ -170,7 +185,7 @@ def rnnt_loss(
 ) -> Tensor:
     """Full RNN-T loss on the joiner output (B, T, S + 1, C); see
     :func:`icefall_lite.rnnt.loss.rnnt_loss`."""
-    return backend_module(logits.device).rnnt_loss(
+    return _implementation(logits, symbols.shape[1], boundary).rnnt_loss(
         logits=logits,
         symbols=symbols,
         termination_symbol=termination_symbol,

@@ -115,6 +115,17 @@ def backend_module(device: Optional[torch.device] = None) -> ModuleType:
     return _load(resolve_backend(device))
 
 
+def backend_module_for(name: str) -> ModuleType:
+    """The module of a concrete backend ("builtin", "fast_rnnt" or "k2"), bypassing selection."""
+    name = _check_name(name, "backend_module_for")
+    if name == "auto":
+        raise ValueError("backend_module_for: needs a concrete backend, not 'auto'")
+    module = _load(name)
+    if module is None:
+        raise ImportError(f"RNN-T backend {name!r} cannot be imported")
+    return module
+
+
 def add_rnnt_backend_argument(parser: argparse.ArgumentParser) -> None:
     """Adds ``--rnnt-backend {auto,builtin,fast_rnnt,k2}``; pass it to :func:`set_backend`."""
     parser.add_argument(

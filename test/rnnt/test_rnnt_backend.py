@@ -113,3 +113,25 @@ def test_public_api_runs_the_whole_pruned_recipe(name):
     assert rnnt.mutual_information_recursion(px, py, boundary).shape == (B,)
     full = rnnt.rnnt_loss(am.unsqueeze(2) + lm.unsqueeze(1), symbols, 0, boundary)
     assert torch.isfinite(full)
+
+
+@pytest.mark.parametrize("name", ["builtin", "fast_rnnt"])
+def test_empty_transcript_in_batch_works_on_every_backend(name):
+    """fast_rnnt rejects S_b = 0; such batches must still work when it is the backend."""
+    if not _importable(name):
+        pytest.skip(f"{name} not importable")
+    rnnt.set_backend(name)
+    B, T, S, C = 2, 6, 3, 5
+    am = torch.randn(B, T, C, dtype=torch.float64, requires_grad=True)
+    lm = torch.randn(B, S + 1, C, dtype=torch.float64, requires_grad=True)
+    symbols = torch.randint(1, C, (B, S))
+    boundary = torch.tensor([[0, 0, 3, 6], [0, 0, 0, 4]])
+    loss, (px_grad, py_grad) = rnnt.rnnt_loss_simple(
+        lm, am, symbols, 0, boundary, reduction="none", return_grad=True
+    )
+    blank_only = -(am[1, :4] + lm[1, 0]).log_softmax(-1)[:, 0].sum()
+    torch.testing.assert_close(loss[1], blank_only)
+    ranges = rnnt.get_rnnt_prune_ranges(px_grad, py_grad, boundary, 2)
+    am_pruned, lm_pruned = rnnt.do_rnnt_pruning(am, lm, ranges)
+    pruned = rnnt.rnnt_loss_pruned(am_pruned + lm_pruned, symbols, ranges, 0, boundary, "none")
+    torch.testing.assert_close(pruned[1], blank_only)

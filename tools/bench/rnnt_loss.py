@@ -80,9 +80,8 @@ def _make_inputs(args: argparse.Namespace, T: int):
     return am, lm, symbols, boundary
 
 
-def _one_step(loss_name: str, backend: str, args: argparse.Namespace, inputs) -> None:
-    import torch
-
+def _forward(loss_name: str, backend: str, args: argparse.Namespace, inputs):
+    """The loss as a model's forward() computes it; its temporaries die when it returns."""
     from icefall_lite import rnnt
 
     am, lm, symbols, boundary = inputs
@@ -128,7 +127,14 @@ def _one_step(loss_name: str, backend: str, args: argparse.Namespace, inputs) ->
             boundary=boundary,
             reduction="sum",
         )
-    loss.backward()
+    return loss
+
+
+def _one_step(loss_name: str, backend: str, args: argparse.Namespace, inputs) -> None:
+    import torch
+
+    _forward(loss_name, backend, args, inputs).backward()
+    am, lm = inputs[0], inputs[1]
     am.grad = lm.grad = None
     if am.is_cuda:
         torch.cuda.synchronize()
