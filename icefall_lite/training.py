@@ -65,6 +65,7 @@ from icefall_lite.models.zipformer.scaling import set_batch_count
 from icefall_lite.utils import AttributeDict, MetricsTracker, get_env_info, setup_logger, str2bool
 
 __all__ = [
+    "HelpFormatter",
     "NonFiniteLossError",
     "add_training_arguments",
     "check_training_arguments",
@@ -76,6 +77,10 @@ __all__ = [
     "train",
     "train_one_epoch",
 ]
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """``--help`` keeps the script's usage block as written and shows every flag's default."""
 
 
 class NonFiniteLossError(RuntimeError):

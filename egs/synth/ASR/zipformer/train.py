@@ -27,7 +27,12 @@ import argparse
 
 from icefall_lite.data import AsrDataModule
 from icefall_lite.models import add_model_arguments
-from icefall_lite.training import add_training_arguments, get_training_params, train
+from icefall_lite.training import (
+    HelpFormatter,
+    add_training_arguments,
+    get_training_params,
+    train,
+)
 from icefall_lite.utils import AttributeDict
 
 # Flag defaults of this recipe (the library's defaults are icefall's LibriSpeech ones). The
@@ -56,9 +61,7 @@ SYNTH_DEFAULTS = dict(
 
 
 def get_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     add_training_arguments(parser)
     add_model_arguments(parser)
     AsrDataModule.add_arguments(parser)
