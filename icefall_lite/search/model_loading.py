@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import torch
 from torch import nn
 
+from icefall_lite.checkpoint import _COMPONENT_KEYS  # the non-params entries of a checkpoint
 from icefall_lite.checkpoint import (
     load_averaged_model,
     read_checkpoint,
@@ -29,15 +30,6 @@ MODEL_DATA_KEYS = ("vocab_size", "blank_id", "feature_dim")
 # Taken from the checkpoint unless given on the command line, where they may differ: the
 # chunk size and left context a causal model is decoded with, and where its BPE model lives.
 OVERRIDABLE_KEYS = ("chunk_size", "left_context_frames", "bpe_model")
-_COMPONENT_KEYS = (
-    "model",
-    "model_avg",
-    "optimizer",
-    "scheduler",
-    "grad_scaler",
-    "sampler",
-    "rng_state",
-)
 
 
 def add_tracked_arguments(
