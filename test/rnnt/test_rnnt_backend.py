@@ -133,5 +133,7 @@ def test_empty_transcript_in_batch_works_on_every_backend(name):
     torch.testing.assert_close(loss[1], blank_only)
     ranges = rnnt.get_rnnt_prune_ranges(px_grad, py_grad, boundary, 2)
     am_pruned, lm_pruned = rnnt.do_rnnt_pruning(am, lm, ranges)
-    pruned = rnnt.rnnt_loss_pruned(am_pruned + lm_pruned, symbols, ranges, 0, boundary, "none")
+    pruned = rnnt.rnnt_loss_pruned(
+        am_pruned + lm_pruned, symbols, ranges, 0, boundary, reduction="none"
+    )
     torch.testing.assert_close(pruned[1], blank_only)
