@@ -3,8 +3,8 @@
 Both load the model exactly as decode.py does (``--epoch/--iter/--avg/--use-averaged-model``;
 architecture from the checkpoint's params), then write into ``--exp-dir``:
 
-* export.py: ``pretrained.pt`` (``{"model": state_dict, "params": params}``, loadable by
-  pretrained.py without any model flag); with ``--jit 1`` also ``jit_script.pt`` or, for a
+* export.py: ``pretrained.pt`` (a checkpoint holding the averaged weights and the params, so
+  pretrained.py needs no model flag); with ``--jit 1`` also ``jit_script.pt`` or, for a
   causal model, ``jit_script_chunk_<C>_left_<L>.pt``;
 * export-onnx.py: ``encoder-<tag>.onnx``, ``decoder-<tag>.onnx``, ``joiner-<tag>.onnx``, their
   ``.int8.onnx`` versions and ``tokens.txt``; ``<tag>`` is ``epoch-30-avg-9`` (or
@@ -16,9 +16,8 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, Mapping, Sequence
 
-import torch
 
-from icefall_lite.checkpoint import add_model_averaging_arguments
+from icefall_lite.checkpoint import add_model_averaging_arguments, save_checkpoint
 from icefall_lite.export.metadata import (
     decoder_meta_data,
     joiner_meta_data,
@@ -104,9 +103,9 @@ def run_export(
     params, model = _load(parser, argv, defaults, "log-export")
     written = {}
     filename = params.exp_dir / "pretrained.pt"
-    with atomic_open(filename, "wb") as f:
-        torch.save({"model": model.state_dict(), "params": dict(params)}, f)
-    logging.info(f"Saved {filename}")
+    # A regular checkpoint (weights + params at the top level, no optimizer): pretrained.py
+    # rebuilds the model from it without any flag.
+    save_checkpoint(filename, model, params=dict(params))
     written["pretrained"] = filename
     if params.jit:
         causal = bool(params.get("causal"))

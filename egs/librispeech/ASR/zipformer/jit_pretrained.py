@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Transcribe audio files with a TorchScript model (export.py --jit 1); needs only torch.
+
+Usage, from egs/librispeech/ASR:
+
+./zipformer/jit_pretrained.py --nn-model-filename ./zipformer/exp/jit_script.pt \\
+    --tokens data/lang_bpe_500/tokens.txt foo.wav bar.wav
+
+A streaming export (jit_script_chunk_16_left_128.pt) is decoded chunk by chunk:
+./zipformer/jit_pretrained.py \\
+    --nn-model-filename ./zipformer/exp/jit_script_chunk_16_left_128.pt \\
+    --tokens data/lang_bpe_500/tokens.txt --decoding-method modified_beam_search foo.wav
+
+Files may have any sample rate (resampled to 16 kHz, with a note) and several channels (the
+first is used, with a note); a file that cannot be read is reported by name and the others are
+still transcribed (the exit status is then 1).
+"""
+
+import sys
+from pathlib import Path
+
+# Make icefall_lite importable when the repository is not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
+
+from icefall_lite.export.transcribe import jit_pretrained_parser, run_jit_pretrained  # noqa: E402
+
+
+def get_parser():
+    parser = jit_pretrained_parser(__doc__.splitlines()[0])
+    parser.set_defaults(tokens="data/lang_bpe_500/tokens.txt")
+    return parser
+
+
+def main() -> None:
+    num_unreadable = run_jit_pretrained(get_parser(), sys.argv[1:])
+    sys.exit(1 if num_unreadable else 0)
+
+
+if __name__ == "__main__":
+    main()

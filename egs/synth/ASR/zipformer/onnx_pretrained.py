@@ -1,0 +1,41 @@
+#!/usr/bin/env python3
+"""Transcribe audio files with ONNX models (export-onnx.py) through onnxruntime.
+
+Usage, from egs/synth/ASR:
+
+./zipformer/onnx_pretrained.py \\
+    --encoder-model-filename ./zipformer/exp/encoder-epoch-30-avg-9.onnx \\
+    --decoder-model-filename ./zipformer/exp/decoder-epoch-30-avg-9.onnx \\
+    --joiner-model-filename ./zipformer/exp/joiner-epoch-30-avg-9.onnx \\
+    --tokens ./zipformer/exp/tokens.txt foo.wav bar.wav
+
+A streaming encoder (encoder-epoch-30-avg-9-chunk-16-left-128.onnx) is run chunk by chunk;
+.int8.onnx files work the same way.
+
+Files may have any sample rate (resampled to 16 kHz, with a note) and several channels (the
+first is used, with a note); a file that cannot be read is reported by name and the others are
+still transcribed (the exit status is then 1).
+"""
+
+import sys
+from pathlib import Path
+
+# Make icefall_lite importable when the repository is not installed.
+sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
+
+from icefall_lite.export.transcribe import onnx_pretrained_parser, run_onnx_pretrained  # noqa: E402
+
+
+def get_parser():
+    parser = onnx_pretrained_parser(__doc__.splitlines()[0])
+    parser.set_defaults(tokens="data/lang_bpe_500/tokens.txt")
+    return parser
+
+
+def main() -> None:
+    num_unreadable = run_onnx_pretrained(get_parser(), sys.argv[1:])
+    sys.exit(1 if num_unreadable else 0)
+
+
+if __name__ == "__main__":
+    main()
