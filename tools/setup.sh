@@ -291,6 +291,26 @@ compiled_ok() {
   vpy -c "import torch, kaldifeat, fast_rnnt" 2>/dev/null
 }
 
+# --no-build-isolation builds use the venv's own setuptools and wheel; Python 3.12+ venvs come
+# without setuptools and 3.11's bundled one is older than editable installs from pyproject need.
+ensure_build_tools() {
+  local ok
+  ok="$(vpy - <<'EOF' 2>/dev/null || true
+from importlib import metadata
+
+try:
+    major = int(metadata.version("setuptools").split(".")[0])
+    metadata.version("wheel")
+    print("yes" if major >= 64 else "no")
+except metadata.PackageNotFoundError:
+    print("no")
+EOF
+)"
+  if [[ "$ok" != "yes" ]]; then
+    run vpip install "setuptools>=64" wheel
+  fi
+}
+
 # Records which torch the installed kaldifeat / fast_rnnt were built against.
 build_stamp() { echo "$VENV/.icefall-lite-build"; }
 
@@ -346,7 +366,8 @@ build_compiled() {
     fi
     local common="-DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_STANDARD=17 -DPYBIND11_FINDPYTHON=OFF"
     common+=" -DFETCHCONTENT_SOURCE_DIR_PYBIND11=$pybind_dir -DFETCHCONTENT_FULLY_DISCONNECTED=ON"
-    echo "    building ${need[*]} (kaldifeat takes ~7 min on 2 cores)"
+    ensure_build_tools
+    echo "    building ${need[*]} (kaldifeat takes ~7 min on 2 idle cores)"
     KALDIFEAT_CMAKE_ARGS="$common" KALDIFEAT_MAKE_ARGS="-j$SETUP_JOBS" \
       FT_CMAKE_ARGS="$common -DFT_BUILD_TESTS=OFF -DFT_WITH_CUDA=OFF" FT_MAKE_ARGS="-j$SETUP_JOBS" \
       run vpip wheel --no-deps --no-build-isolation "${need[@]}" -w "$wheels"
@@ -398,6 +419,7 @@ install_editable() {
   fi
   # --no-deps: the requirements step already installed (and pinned) the dependencies, and this
   # must not swap the user's torch. --no-build-isolation: no setuptools download.
+  ensure_build_tools
   run vpip install --no-deps --no-build-isolation -e "$REPO_ROOT"
   echo "$want" >"$stamp"
   step_note="installed icefall_lite (editable) from $REPO_ROOT"
