@@ -209,9 +209,17 @@ def run_pretrained(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
     model.load_state_dict(checkpoint["model"])
     model.eval()
 
+    chunk = 0
+    if model_params.get("causal"):
+        # One chunk size and left context (the first entries): in eval mode the encoder would
+        # otherwise draw one per batch from the training lists.
+        chunk = int(str(model_params.chunk_size).split(",")[0])
+        left = int(str(model_params.left_context_frames).split(",")[0])
+        model.encoder.chunk_size = [chunk]
+        model.encoder.left_context_frames = [left]
+
     def encode(x: Tensor, x_lens: Tensor) -> Tuple[Tensor, Tensor]:
-        if model_params.get("causal"):
-            chunk = int(str(model_params.chunk_size).split(",")[0])
+        if chunk > 0:
             x, x_lens = simulated_streaming_input(model.encoder_embed, x, x_lens, 2 * chunk)
         return model.forward_encoder(x, x_lens)
 
