@@ -231,6 +231,25 @@ def rnnt_loss_simple(
     return _reduce(mutual_information_recursion(px, py, boundary), reduction)
 
 
+# logsumexp() makes a temporary as large as its input; working through the frames in slices of
+# at most this many elements keeps that temporary small (it would otherwise set the peak memory
+# of the pruned loss, whose other big tensors are the logits and their gradient).
+_LOGSUMEXP_CHUNK_ELEMENTS = 1 << 22
+
+
+def _chunked_logsumexp(logits: Tensor) -> Tensor:
+    """torch.logsumexp(logits, dim=3) for (B, T, R, C) logits, a few frames at a time."""
+    B, T, R, C = logits.shape
+    frames_per_chunk = max(1, _LOGSUMEXP_CHUNK_ELEMENTS // max(1, B * R * C))
+    if frames_per_chunk >= T:
+        return torch.logsumexp(logits, dim=3)
+    out = logits.new_empty(B, T, R)
+    for start in range(0, T, frames_per_chunk):
+        end = min(T, start + frames_per_chunk)
+        torch.logsumexp(logits[:, start:end], dim=3, out=out[:, start:end])
+    return out
+
+
 class _SymbolAndBlankLogprobs(torch.autograd.Function):
     """log_softmax(logits) read at one symbol per cell and at blank, with a fused backward.
 
@@ -243,7 +262,7 @@ class _SymbolAndBlankLogprobs(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits: Tensor, symbol_ids: Tensor, blank: int) -> Tuple[Tensor, Tensor]:
-        normalizers = torch.logsumexp(logits, dim=3)  # (B, T, R)
+        normalizers = _chunked_logsumexp(logits)  # (B, T, R)
         symbol_logprobs = torch.gather(logits, 3, symbol_ids.unsqueeze(3)).squeeze(3)
         symbol_logprobs = symbol_logprobs - normalizers
         blank_logprobs = logits[:, :, :, blank] - normalizers
@@ -266,7 +285,7 @@ def _symbol_and_blank_logprobs(
 ) -> Tuple[Tensor, Tensor]:
     """(B, T, R, C) logits, (B, T, R) symbol ids -> two (B, T, R) log-probabilities."""
     if not torch.is_grad_enabled() or not logits.requires_grad:
-        normalizers = torch.logsumexp(logits, dim=3)
+        normalizers = _chunked_logsumexp(logits)
         symbol_logprobs = torch.gather(logits, 3, symbol_ids.unsqueeze(3)).squeeze(3)
         return symbol_logprobs - normalizers, logits[:, :, :, blank] - normalizers
     return _SymbolAndBlankLogprobs.apply(logits, symbol_ids, blank)
