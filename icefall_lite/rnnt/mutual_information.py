@@ -42,6 +42,21 @@ from torch import Tensor
 __all__ = ["mutual_information_recursion"]
 
 
+def _diagonal_view(buffer: Tensor, num_steps: int) -> Tensor:
+    """(K, B, S1) strided view of a (B, S1, >= K + S1) buffer.
+
+    ``view[k, b, s] = buffer[b, s, k + S1 - 1 - s]``.
+
+    Row s of the buffer holds lattice row s shifted right by ``S1 - 1`` columns, so the view's
+    element (k, b, s) is lattice cell (s, k - s). Distinct (k, s) never share memory because a
+    row is wider than K, so the view can be written as well as read.
+    """
+    B, S1, width = buffer.shape
+    return buffer.as_strided(
+        (num_steps, B, S1), (1, S1 * width, width - 1), buffer.storage_offset() + S1 - 1
+    )
+
+
 def _skew(x: Tensor, num_steps: int, fill: float) -> Tensor:
     """Rearranges a lattice tensor by anti-diagonals.
 
@@ -53,15 +68,9 @@ def _skew(x: Tensor, num_steps: int, fill: float) -> Tensor:
       (K, B, S1) tensor ``out[k, b, s] = x[b, s, k - s]``.
     """
     B, S1, W = x.shape
-    # One flat gather straight into the step-major layout; out-of-range cells read an extra
-    # `fill` column appended to each row.
-    padded = torch.cat([x, x.new_full((B, S1, 1), fill)], dim=2)
-    device = x.device
-    s = torch.arange(S1, device=device).view(1, 1, S1)
-    t = torch.arange(num_steps, device=device).view(num_steps, 1, 1) - s
-    t = torch.where((t >= 0) & (t < W), t, W)
-    row = (torch.arange(B, device=device).view(1, B, 1) * S1 + s) * (W + 1)
-    return torch.take(padded, row + t)
+    buffer = x.new_full((B, S1, max(num_steps, W) + S1), fill)
+    buffer[:, :, S1 - 1 : S1 - 1 + W] = x
+    return _diagonal_view(buffer, num_steps).contiguous()
 
 
 def _unskew(d: Tensor, width: int) -> Tensor:
@@ -70,12 +79,9 @@ def _unskew(d: Tensor, width: int) -> Tensor:
     Entries whose diagonal ``s + t`` is not in ``d`` become 0 (they carry no gradient).
     """
     K, B, S1 = d.shape
-    device = d.device
-    padded = torch.cat([d, d.new_zeros(1, B, S1)], dim=0)  # step K reads as 0
-    s = torch.arange(S1, device=device).view(1, S1, 1)
-    k = (s + torch.arange(width, device=device).view(1, 1, width)).clamp(max=K)
-    column = torch.arange(B, device=device).view(B, 1, 1) * S1 + s
-    return torch.take(padded, k * (B * S1) + column)
+    buffer = d.new_zeros(B, S1, max(K, width) + S1)
+    _diagonal_view(buffer, K).copy_(d)
+    return buffer[:, :, S1 - 1 : S1 - 1 + width]
 
 
 def _shift_lattice(x: Tensor, ds: Tensor, dt: Tensor, fill: float) -> Tensor:
