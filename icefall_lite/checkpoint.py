@@ -74,23 +74,31 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def _to_plain(value: Any) -> Any:
     """Convert ``value`` to types ``torch.load(weights_only=True)`` accepts.
 
-    dict-likes (AttributeDict) become dicts, Paths and other unknown objects become strings,
-    enums their values, numpy scalars/arrays Python numbers/tensors. Tensors stay tensors.
+    Safe loading only rebuilds the exact built-in types, so subclasses are converted to their
+    base type: ``torch.__version__`` (a ``str`` subclass) to ``str``, ``numpy.float64`` (a
+    ``float`` subclass) to ``float``, namedtuples to tuples, dict-likes (AttributeDict,
+    OrderedDict) to dicts, sets to lists. Enums become their values, numpy arrays tensors,
+    Paths and other unknown objects strings. Tuples stay tuples (``random.setstate`` needs
+    one); tensors and dtypes stay as they are.
     """
-    if isinstance(value, (str, int, float, bool, type(None), torch.Tensor, torch.dtype)):
+    if value is None or isinstance(value, (torch.Tensor, torch.dtype)):
         return value
-    if isinstance(value, dict):
-        return {_to_plain(k): _to_plain(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return tuple(_to_plain(v) for v in value)
-    if isinstance(value, (list, set, frozenset)):
-        return [_to_plain(v) for v in value]
+    # Before the scalar checks: IntEnum is an int, numpy.float64 a float.
     if isinstance(value, enum.Enum):
         return _to_plain(value.value)
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value.copy())
+    for plain_type in (bool, int, float, str):
+        if isinstance(value, plain_type):
+            return plain_type(value) if type(value) is not plain_type else value
+    if isinstance(value, dict):
+        return {_to_plain(k): _to_plain(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return tuple(_to_plain(v) for v in value)
+    if isinstance(value, (list, set, frozenset)):
+        return [_to_plain(v) for v in value]
     return str(value)
 
 

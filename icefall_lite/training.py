@@ -915,11 +915,7 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
     params.blank_id = sp.piece_to_id("<blk>")
     params.sos_id = params.eos_id = sp.piece_to_id("<sos/eos>")
     params.vocab_size = sp.get_piece_size()
-    # str subclasses (torch.__version__ is a TorchVersion) would not load with weights_only.
-    params.env_info = {
-        key: value if type(value) in (bool, int, float, str, type(None)) else str(value)
-        for key, value in get_env_info().items()
-    }
+    params.env_info = get_env_info()  # save_checkpoint stores it as plain types
     logging.info(f"Device: {device}, world size: {world_size}")
     logging.info(params)
 

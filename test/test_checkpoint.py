@@ -382,3 +382,34 @@ def test_lhotse_sampler_and_grad_scaler_survive_safe_loading(tmp_path):
     fresh = SimpleCutSampler(cuts, max_duration=3.0, shuffle=True)
     fresh.load_state_dict(rest["sampler"])
     assert fresh.epoch == 4
+
+
+def test_builtin_subclasses_in_params_load_safely(tmp_path):
+    import collections
+    import enum
+
+    class Level(enum.IntEnum):
+        HIGH = 3
+
+    Pair = collections.namedtuple("Pair", "a b")
+    params = {
+        "torch_version": torch.__version__,  # a TorchVersion, i.e. a str subclass
+        "loss": np.float64(0.25),  # a float subclass
+        "count": np.int64(5),
+        "level": Level.HIGH,
+        "pair": Pair(1, Path("/p")),
+        "ordered": collections.OrderedDict(x=AttributeDict(y=1)),
+        "ids": {7},
+        "flag": True,
+    }
+    save_checkpoint(tmp_path / "p.pt", TinyModel(), params=params)
+    rest = read_checkpoint(tmp_path / "p.pt")  # weights_only=True
+    assert rest["torch_version"] == str(torch.__version__)
+    assert type(rest["torch_version"]) is str
+    assert rest["loss"] == 0.25 and type(rest["loss"]) is float
+    assert rest["count"] == 5 and type(rest["count"]) is int
+    assert rest["level"] == 3 and type(rest["level"]) is int
+    assert rest["pair"] == (1, "/p") and type(rest["pair"]) is tuple
+    assert rest["ordered"] == {"x": {"y": 1}} and type(rest["ordered"]["x"]) is dict
+    assert rest["ids"] == [7]
+    assert rest["flag"] is True
