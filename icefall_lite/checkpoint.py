@@ -302,6 +302,11 @@ def load_checkpoint(
         if saved is None:
             logging.warning(f"{filename}: no '{key}' state saved; leaving it as it is")
             continue
+        if key == "grad_scaler" and not saved:
+            # A disabled GradScaler saves {} (e.g. a run without --use-fp16), and an enabled
+            # one refuses to load that; resuming with fp16 then starts from a fresh scale.
+            logging.info(f"{filename}: the saved grad scaler was disabled; using a fresh one")
+            continue
         target.load_state_dict(saved)
     return checkpoint
 

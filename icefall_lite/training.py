@@ -62,7 +62,14 @@ from icefall_lite.dist import (
 )
 from icefall_lite.models import build_model, check_model_arguments, transducer_loss_scales
 from icefall_lite.models.zipformer.scaling import set_batch_count
-from icefall_lite.utils import AttributeDict, MetricsTracker, get_env_info, setup_logger, str2bool
+from icefall_lite.utils import (
+    AttributeDict,
+    MetricsTracker,
+    atomic_open,
+    get_env_info,
+    setup_logger,
+    str2bool,
+)
 
 __all__ = [
     "HelpFormatter",
@@ -501,9 +508,9 @@ def save_training_checkpoint(
 
 
 def _copy_atomically(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    """Copy ``src`` to ``dst`` through a uniquely named temporary file beside ``dst``."""
+    with atomic_open(dst, "wb") as f, open(src, "rb") as source:
+        shutil.copyfileobj(source, f)
 
 
 def save_epoch_checkpoint(

@@ -413,3 +413,15 @@ def test_builtin_subclasses_in_params_load_safely(tmp_path):
     assert rest["ordered"] == {"x": {"y": 1}} and type(rest["ordered"]["x"]) is dict
     assert rest["ids"] == [7]
     assert rest["flag"] is True
+
+
+def test_disabled_grad_scaler_state_resumes_into_an_enabled_scaler(tmp_path, caplog):
+    # A run without --use-fp16 saves a disabled scaler ({}); resuming with --use-fp16 true
+    # must start from a fresh scaler instead of failing in GradScaler.load_state_dict.
+    disabled = torch.amp.GradScaler("cpu", enabled=False)
+    save_checkpoint(tmp_path / "s.pt", TinyModel(), scaler=disabled)
+    enabled = torch.amp.GradScaler("cpu", init_scale=8.0)
+    with caplog.at_level("INFO"):
+        load_checkpoint(tmp_path / "s.pt", TinyModel(), scaler=enabled)
+    assert enabled.get_scale() == 8.0
+    assert "fresh" in caplog.text

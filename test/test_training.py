@@ -321,3 +321,21 @@ def test_bf16_autocast_trains_on_cpu():
     assert loss.dtype == torch.float32 and math.isfinite(info["loss"])
     _train(params, model, _fixed_batches(2))
     assert params.batch_idx_train == 2
+
+
+def test_best_checkpoint_copy_ignores_a_stale_temporary_name(tmp_path):
+    from icefall_lite.training import _copy_atomically
+
+    src = tmp_path / "epoch-3.pt"
+    src.write_bytes(b"new checkpoint")
+    dst = tmp_path / "best-valid-loss.pt"
+    dst.write_bytes(b"old checkpoint")
+    # Something already holds the name a fixed-name temporary file would use.
+    (tmp_path / ".best-valid-loss.pt.tmp").mkdir()
+    _copy_atomically(src, dst)
+    assert dst.read_bytes() == b"new checkpoint"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".best-valid-loss.pt.tmp",
+        "best-valid-loss.pt",
+        "epoch-3.pt",
+    ]
