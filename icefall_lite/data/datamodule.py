@@ -15,6 +15,7 @@ continues at exactly the next batch.
 
 import argparse
 import inspect
+import itertools
 import logging
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -40,6 +41,19 @@ from icefall_lite.utils import str2bool
 __all__ = ["AsrDataModule", "ExactResumeBucketingSampler"]
 
 _INPUT_STRATEGIES = ("PrecomputedFeatures", "OnTheFlyFeatures", "AudioSamples")
+
+# Duration buckets of the validation/test samplers (lhotse's default, as in icefall).
+_EVAL_NUM_BUCKETS = 10
+
+
+def _bucket_count(cuts: CutSet, wanted: int, what: str) -> int:
+    """``wanted`` capped at the number of cuts: lhotse's bucket estimate asserts
+    ``num_buckets <= len(cuts)``. Reads at most ``wanted`` cuts (cheap on a lazy CutSet).
+    A result below 2 means bucketing is impossible (lhotse needs two buckets)."""
+    available = sum(1 for _ in itertools.islice(cuts, wanted))
+    if available < wanted:
+        logging.info(f"{what}: only {available} cuts, so {available} duration buckets")
+    return min(wanted, available)
 
 
 class ExactResumeBucketingSampler(DynamicBucketingSampler):
@@ -313,12 +327,15 @@ class AsrDataModule:
             input_transforms=input_transforms,
             return_cuts=args.return_cuts,
         )
+        num_buckets = 0
         if args.bucketing_sampler:
+            num_buckets = _bucket_count(cuts_train, args.num_buckets, "training sampler")
+        if num_buckets >= 2:
             sampler = ExactResumeBucketingSampler(
                 cuts_train,
                 max_duration=args.max_duration,
                 shuffle=args.shuffle,
-                num_buckets=args.num_buckets,
+                num_buckets=num_buckets,
                 buffer_size=args.num_buckets * 2000,
                 drop_last=args.drop_last,
                 seed=seed,
@@ -367,7 +384,13 @@ class AsrDataModule:
             input_strategy=self._input_strategy(),
             return_cuts=self.args.return_cuts,
         )
-        sampler = DynamicBucketingSampler(cuts, max_duration=self.args.max_duration, shuffle=False)
+        num_buckets = _bucket_count(cuts, _EVAL_NUM_BUCKETS, "evaluation sampler")
+        if num_buckets >= 2:
+            sampler = DynamicBucketingSampler(
+                cuts, max_duration=self.args.max_duration, shuffle=False, num_buckets=num_buckets
+            )
+        else:
+            sampler = SimpleCutSampler(cuts, max_duration=self.args.max_duration, shuffle=False)
         return DataLoader(
             dataset, sampler=sampler, batch_size=None, num_workers=self.args.num_workers
         )

@@ -134,3 +134,19 @@ def test_missing_cut_file_names_file_and_stage(tmp_path):
 def test_bad_input_strategy_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="--input-strategy"):
         AsrDataModule(make_args(tmp_path, "--input-strategy", "Nope"))
+
+
+@pytest.mark.parametrize("num_cuts", [1, 3])
+def test_loaders_work_on_sets_smaller_than_the_bucket_count(tiny_corpus, num_cuts, tmp_path):
+    # Small human test sets have fewer cuts than the samplers' duration buckets.
+    from lhotse import CutSet
+
+    data = AsrDataModule(make_args(tiny_corpus, "--num-buckets", "30"))
+    small_file = tmp_path / "tiny_cuts_small.jsonl.gz"
+    data.load_cuts("tiny", "train").subset(first=num_cuts).to_file(small_file)
+    cuts = CutSet.from_jsonl_lazy(small_file)  # as recipes open them
+    expected = sorted(cut.id for cut in cuts)
+    for loader in (data.valid_dataloaders(cuts), data.test_dataloaders(cuts)):
+        assert sorted(cid for batch in loader for cid in batch_ids(batch)) == expected
+    train_dl = AsrDataModule(make_args(tiny_corpus, "--drop-last", "false")).train_dataloaders(cuts)
+    assert sorted(cid for batch in train_dl for cid in batch_ids(batch)) == expected
