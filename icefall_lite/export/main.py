@@ -16,7 +16,6 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, Mapping, Sequence
 
-
 from icefall_lite.checkpoint import add_model_averaging_arguments, save_checkpoint
 from icefall_lite.export.metadata import (
     decoder_meta_data,
