@@ -10,6 +10,7 @@ Lists are stored as comma-separated integers, every value as a string.
 
 from typing import Dict, List, Sequence, Union
 
+from icefall_lite.models.zipformer.presets import parse_int_list
 from icefall_lite.utils import AttributeDict
 
 __all__ = [
@@ -30,14 +31,9 @@ STREAMING_PAD_LENGTH = 7 + 2 * 3
 
 
 def int_list(value: Union[str, int, Sequence[int]], num_stacks: int = 0) -> List[int]:
-    """``"2,2,3"`` / ``[2, 2, 3]`` / ``4`` -> a list of ints; a single value is repeated
-    ``num_stacks`` times when ``num_stacks`` > 0 (icefall's flags allow either)."""
-    if isinstance(value, str):
-        values = [int(v) for v in value.split(",") if v.strip()]
-    elif isinstance(value, int):
-        values = [value]
-    else:
-        values = [int(v) for v in value]
+    """Parse an icefall per-stack flag (``"2,2,3"``, ``[2, 2, 3]`` or ``4``) with the encoder's
+    own parser; a single value is repeated ``num_stacks`` times when ``num_stacks`` > 0."""
+    values = parse_int_list(value, "encoder flag")
     if num_stacks > 0 and len(values) == 1:
         values = values * num_stacks
     if num_stacks > 0 and len(values) != num_stacks:
