@@ -973,10 +973,6 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
     train_dl = data_module.train_dataloaders(
         train_cuts, sampler_state_dict=sampler_state, seed=params.seed
     )
-    # The DataLoader draws a base seed for its iterator; from its own generator that draw does
-    # not shift the global RNG, whose state a mid-epoch checkpoint restores.
-    if train_dl.generator is None:
-        train_dl.generator = torch.Generator().manual_seed(params.seed)
     valid_dl = data_module.valid_dataloaders(valid_cuts)
 
     if torch.cuda.is_available() and sampler_state is None:

@@ -17,9 +17,12 @@ import argparse
 import inspect
 import itertools
 import logging
+import os
+import random
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+import numpy as np
 import torch
 from lhotse import CutSet
 from lhotse.dataset import (
@@ -31,6 +34,7 @@ from lhotse.dataset import (
     SimpleCutSampler,
     SpecAugment,
 )
+from lhotse.dataset.dataloading import LHOTSE_PROCESS_SEED
 from lhotse.dataset.input_strategies import AudioSamples, OnTheFlyFeatures  # noqa: F401
 from torch.utils.data import DataLoader
 
@@ -38,7 +42,7 @@ from icefall_lite.data.cuts import load_cut_file, load_cuts
 from icefall_lite.data.features import make_fbank_extractor
 from icefall_lite.utils import str2bool
 
-__all__ = ["AsrDataModule", "ExactResumeBucketingSampler"]
+__all__ = ["AsrDataModule", "ExactResumeBucketingSampler", "worker_seed"]
 
 _INPUT_STRATEGIES = ("PrecomputedFeatures", "OnTheFlyFeatures", "AudioSamples")
 
@@ -106,10 +110,42 @@ class ExactResumeBucketingSampler(DynamicBucketingSampler):
         self._just_restored_state = True
 
 
+def worker_seed(seed: int, epoch: int, rank: int, worker_id: int) -> int:
+    """A 32-bit seed for one DataLoader worker, mixed from all four numbers (no two
+    combinations collide by simple arithmetic, as ``seed + epoch + worker_id`` would)."""
+    return int(np.random.SeedSequence([seed, epoch, rank, worker_id]).generate_state(1)[0])
+
+
+class _SeedWorker:
+    """``worker_init_fn`` seeding each worker from (seed, epoch, rank, worker id) (picklable).
+
+    Without it every epoch's fresh workers would repeat the previous epoch's augmentation,
+    and every rank would repeat rank 0's. ``epoch`` is copied from the sampler (the training
+    loop's ``train_dl.sampler.set_epoch``) by :class:`_CountingDataLoader` whenever an epoch's
+    iterator, and with it its workers, is created.
+    """
+
+    def __init__(self, seed: int, rank: int) -> None:
+        self.seed = seed
+        self.rank = rank
+        self.epoch = 0
+
+    def __call__(self, worker_id: int) -> None:
+        seed = worker_seed(self.seed, self.epoch, self.rank, worker_id)
+        torch.manual_seed(seed)
+        random.seed(seed)
+        np.random.seed(seed)
+        # lhotse transforms built with seed="randomized" read their seed from here.
+        os.environ[LHOTSE_PROCESS_SEED] = str(seed)
+
+
 class _CountingDataLoader(DataLoader):
-    """DataLoader that reports each batch handed to the loop to its sampler."""
+    """DataLoader that reports each batch handed to the loop to its sampler and seeds its
+    workers for the sampler's current epoch."""
 
     def __iter__(self):
+        if isinstance(self.worker_init_fn, _SeedWorker):
+            self.worker_init_fn.epoch = getattr(self.sampler, "epoch", 0)
         batches = super().__iter__()  # creates the sampler iterator (resets or resumes it)
         sampler = self.sampler
         start = getattr(sampler, "num_batches_consumed", 0) or 0
@@ -119,21 +155,19 @@ class _CountingDataLoader(DataLoader):
             yield batch
 
 
-class _SeedWorker:
-    """Gives every DataLoader worker its own, reproducible random seed (picklable)."""
+class _ProcessSeededCutMix(CutMix):
+    """CutMix whose choices (mix or not, which noise, SNR) come from the process's Python RNG.
 
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
+    lhotse's CutMix keeps a private ``random.Random(42)`` that each epoch's new workers (and
+    every rank) recreate, so the same cut would get the same noise every time. The global RNG
+    is seeded per (seed, epoch, rank, worker) by :class:`_SeedWorker` in workers, and per
+    (seed, epoch, rank) by the training loop in the main process (``--num-workers 0``), where
+    checkpoints also store and restore it.
+    """
 
-    def __call__(self, worker_id: int) -> None:
-        import random
-
-        import numpy as np
-
-        worker_seed = self.seed + worker_id
-        torch.manual_seed(worker_seed)
-        random.seed(worker_seed)
-        np.random.seed(worker_seed % (2**32))
+    def __call__(self, cuts: CutSet) -> CutSet:
+        self.rng = random.Random(random.getrandbits(64))
+        return super().__call__(cuts)
 
 
 class AsrDataModule:
@@ -304,14 +338,16 @@ class AsrDataModule:
           cuts_train: training cuts (ideally already passed through filter_cuts_for_training).
           sampler_state_dict: ``train_dl.sampler.state_dict()`` from a checkpoint, to resume at
             the exact batch where that run stopped.
-          seed: sampler shuffling and worker seeds.
+          seed: sampler shuffling; with the epoch and rank, the workers' augmentation seeds.
           world_size, rank: DDP; default taken from torch.distributed when initialised.
         """
         args = self.args
         transforms = []
         if args.enable_musan:
             logging.info(f"Mixing in noise cuts from {args.noise_cuts}")
-            transforms.append(CutMix(cuts=self.noise_cuts(), p=0.5, snr=(10, 20), preserve_id=True))
+            transforms.append(
+                _ProcessSeededCutMix(cuts=self.noise_cuts(), p=0.5, snr=(10, 20), preserve_id=True)
+            )
         if args.concatenate_cuts:
             transforms = [
                 CutConcatenate(duration_factor=args.duration_factor, gap=args.gap)
@@ -360,8 +396,11 @@ class AsrDataModule:
             sampler=sampler,
             batch_size=None,
             num_workers=args.num_workers,
-            persistent_workers=False,
-            worker_init_fn=_SeedWorker(seed),
+            persistent_workers=False,  # new workers each epoch, seeded for that epoch
+            worker_init_fn=_SeedWorker(seed, rank=sampler.rank),
+            # The DataLoader draws a base seed for every epoch's iterator; drawing it from its
+            # own generator leaves the global RNG (which checkpoints restore) untouched.
+            generator=torch.Generator().manual_seed(seed),
         )
 
     def _spec_augment(self) -> SpecAugment:

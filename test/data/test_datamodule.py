@@ -150,3 +150,69 @@ def test_loaders_work_on_sets_smaller_than_the_bucket_count(tiny_corpus, num_cut
         assert sorted(cid for batch in loader for cid in batch_ids(batch)) == expected
     train_dl = AsrDataModule(make_args(tiny_corpus, "--drop-last", "false")).train_dataloaders(cuts)
     assert sorted(cid for batch in train_dl for cid in batch_ids(batch)) == expected
+
+
+def test_worker_seed_mixes_seed_epoch_rank_and_worker():
+    from icefall_lite.data.datamodule import worker_seed
+
+    base = worker_seed(42, 0, 0, 0)
+    assert worker_seed(42, 0, 0, 0) == base
+    others = [worker_seed(*args) for args in [(43, 0, 0, 0), (42, 1, 0, 0), (42, 0, 1, 0)]]
+    others += [worker_seed(42, 0, 0, 1), worker_seed(42, 1, 0, 0), worker_seed(42, 0, 1, 0)]
+    assert base not in others
+    # epoch and worker id must not be interchangeable (as in seed + epoch + worker_id)
+    assert worker_seed(42, 1, 0, 0) != worker_seed(42, 0, 0, 1)
+
+
+def _augmenting_loader(tiny_corpus, cuts, max_duration="8", world_size=None, rank=None):
+    flags = [
+        "--num-workers",
+        "1",
+        "--bucketing-sampler",
+        "false",
+        "--shuffle",
+        "false",
+        "--drop-last",
+        "false",
+        "--max-duration",
+        max_duration,
+        "--enable-musan",
+        "true",
+        "--noise-cuts",
+        "tiny_cuts_noise.jsonl.gz",
+        "--enable-spec-aug",
+        "true",
+    ]
+    data = AsrDataModule(make_args(tiny_corpus, *flags))
+    return data.train_dataloaders(cuts, seed=7, world_size=world_size, rank=rank)
+
+
+def _first_batch(loader, epoch):
+    loader.sampler.set_epoch(epoch)
+    return next(iter(loader))
+
+
+def test_augmentation_differs_across_epochs_and_repeats_for_the_same_epoch(tiny_corpus):
+    cuts = AsrDataModule(make_args(tiny_corpus)).load_cuts("tiny", "train").subset(first=6)
+    global_state = torch.get_rng_state()
+    loader = _augmenting_loader(tiny_corpus, cuts)
+    epoch0, epoch1 = _first_batch(loader, 0), _first_batch(loader, 1)
+    assert batch_ids(epoch0) == batch_ids(epoch1)  # same cuts, so only augmentation differs
+    assert not torch.equal(epoch0["inputs"], epoch1["inputs"])
+    again = _first_batch(_augmenting_loader(tiny_corpus, cuts), 1)
+    assert torch.equal(again["inputs"], epoch1["inputs"])
+    # the loader seeds its workers from its own generator, not the global one
+    assert torch.equal(torch.get_rng_state(), global_state)
+
+
+def test_augmentation_differs_across_ranks(tiny_corpus):
+    cut = next(iter(AsrDataModule(make_args(tiny_corpus)).load_cuts("tiny", "train")))
+    # Two copies of one utterance, one per batch: rank 0 gets one, rank 1 the other.
+    from lhotse import CutSet
+
+    cuts = CutSet.from_cuts([cut, cut.with_id(cut.id + "-copy")])
+    max_duration = str(cut.duration + 0.01)
+    ranks = [_augmenting_loader(tiny_corpus, cuts, max_duration, 2, rank) for rank in (0, 1)]
+    batches = [_first_batch(loader, 0) for loader in ranks]
+    assert [batch_ids(b) for b in batches] == [[cut.id], [cut.id + "-copy"]]
+    assert not torch.equal(batches[0]["inputs"], batches[1]["inputs"])
