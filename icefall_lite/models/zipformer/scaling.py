@@ -17,11 +17,19 @@ sees the current batch index.
 Every forward path is TorchScript-friendly: code that TorchScript cannot compile (random numbers
 drawn in Python, custom autograd functions) sits behind ``torch.jit.is_scripting()`` checks, which
 the TorchScript compiler evaluates statically, or in ``@torch.jit.unused`` methods.
+
+Training on CPU is dominated by a few elementwise activations, the regularisers' backward passes
+and the front end's depthwise convolution, so those have hand-written backward passes
+(:class:`_SwooshFunction`, :class:`_BalancerFunction`, :func:`depthwise_conv2d`). They compute
+the same values and gradients as the plain formulas (up to float rounding); the plain-autograd
+versions are kept as references, selected by :func:`reference_implementations` (for tests and
+``tools/bench/train_step.py --compare``).
 """
 
+import contextlib
 import math
 import random
-from typing import List, Optional, Tuple, Union
+from typing import Iterator, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -90,6 +98,31 @@ def set_batch_count(model: nn.Module, batch_count: float) -> None:
             module.batch_count = batch_count
 
 
+_use_reference_implementations = False
+
+
+@contextlib.contextmanager
+def reference_implementations(enabled: bool = True) -> Iterator[None]:
+    """Within this block, training-time code uses the plain-autograd reference implementations
+    instead of the hand-written backward passes (same maths, slower; for tests and benchmarks).
+
+    Only training forwards with gradients differ; eval-mode and TorchScript paths are the same
+    either way. Not thread-safe (a process-wide switch).
+    """
+    global _use_reference_implementations
+    previous = _use_reference_implementations
+    _use_reference_implementations = enabled
+    try:
+        yield
+    finally:
+        _use_reference_implementations = previous
+
+
+def using_reference_implementations() -> bool:
+    """True inside :func:`reference_implementations`."""
+    return _use_reference_implementations
+
+
 def _identity(x: Tensor) -> Tensor:
     """Returns ``x`` through a no-op autograd node.
 
@@ -134,13 +167,58 @@ def _swoosh_r_onnx_safe(x: Tensor) -> Tensor:
     return nn.functional.softplus(x - 1.0) - 0.08 * x - 0.313261687
 
 
+# (offset, intercept) of swoosh(x) = log(1 + exp(x - offset)) - 0.08 x - intercept
+_SWOOSH_L = (4.0, 0.035)
+_SWOOSH_R = (1.0, 0.313261687)
+
+
+class _SwooshFunction(torch.autograd.Function):
+    """Swoosh with a one-multiply backward.
+
+    Plain autograd keeps the graph of logaddexp, the subtraction and the 0.08 x term and
+    replays it in backward (about ten passes over the tensor); here forward computes the value
+    with the same formula (same numbers as :func:`swoosh_l` / :func:`swoosh_r`) and the
+    derivative ``sigmoid(x - offset) - 0.08`` alongside, and backward is ``grad * derivative``.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, offset: float, intercept: float) -> Tensor:
+        shifted = x - offset
+        zero = torch.zeros((), dtype=x.dtype, device=x.device)
+        # Same operation order as swoosh_l/swoosh_r, so the values are bit-identical.
+        y = torch.logaddexp(zero, shifted).sub_(0.08 * x).sub_(intercept)
+        derivative = torch.sigmoid_(shifted).sub_(0.08)
+        ctx.save_for_backward(derivative)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (derivative,) = ctx.saved_tensors
+        return grad * derivative, None, None
+
+
+def _swoosh(x: Tensor, activation: str) -> Tensor:
+    """SwooshL or SwooshR of ``x`` for a training forward (hand-written backward when ``x``
+    needs gradients, unless :func:`reference_implementations` is active)."""
+    if x.requires_grad and not _use_reference_implementations:
+        offset, intercept = _SWOOSH_L if activation == "SwooshL" else _SWOOSH_R
+        return _SwooshFunction.apply(x, offset, intercept)
+    return swoosh_l(x) if activation == "SwooshL" else swoosh_r(x)
+
+
 class SwooshL(nn.Module):
     """Module form of :func:`swoosh_l`; shape-preserving."""
 
     def forward(self, x: Tensor) -> Tensor:
         if torch.jit.is_tracing():
             return _swoosh_l_onnx_safe(x)
-        return swoosh_l(x)
+        if torch.jit.is_scripting() or not x.requires_grad:
+            return swoosh_l(x)
+        return self._with_grad(x)
+
+    @torch.jit.unused
+    def _with_grad(self, x: Tensor) -> Tensor:
+        return _swoosh(x, "SwooshL")
 
 
 class SwooshR(nn.Module):
@@ -149,7 +227,13 @@ class SwooshR(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if torch.jit.is_tracing():
             return _swoosh_r_onnx_safe(x)
-        return swoosh_r(x)
+        if torch.jit.is_scripting() or not x.requires_grad:
+            return swoosh_r(x)
+        return self._with_grad(x)
+
+    @torch.jit.unused
+    def _with_grad(self, x: Tensor) -> Tensor:
+        return _swoosh(x, "SwooshR")
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,9 +363,36 @@ class BiasNorm(nn.Module):
 # --------------------------------------------------------------------------------------------
 
 
+def _balancer_penalty_terms(
+    mean: Tensor,
+    mean_sq: Tensor,
+    min_mean: float,
+    max_mean: float,
+    min_rms: float,
+    max_rms: float,
+) -> Tensor:
+    """The balancer's penalty, summed over channels, from per-channel ``mean`` and ``mean_sq``
+    (mean of x and of x^2 over all non-channel axes). Zero inside the allowed ranges; grows
+    linearly (mean / stddev) or log-linearly (rms) outside."""
+    stddev = (mean_sq - mean * mean).clamp(min=1e-20).sqrt()
+    rms = mean_sq.clamp(min=1e-20).sqrt()
+    normalized_mean = mean / stddev
+    mean_loss = (normalized_mean - normalized_mean.clamp(min_mean, max_mean)).abs()
+    rms_loss = (rms.clamp(min_rms, max_rms) / rms).log().abs()
+    return (mean_loss + rms_loss).sum()
+
+
 class _BalancerFunction(torch.autograd.Function):
     """Identity in forward; in backward adds a small gradient term that pushes each channel's
-    (mean / stddev) and RMS into the configured ranges."""
+    (mean / stddev) and RMS into the configured ranges.
+
+    The penalty depends on ``x`` only through the per-channel ``mean`` and ``mean_sq``, so its
+    gradient is ``a + b * x`` per channel with ``a = dP/dmean / M`` and
+    ``b = 2 dP/dmean_sq / M`` (M elements per channel), and the RMS of that gradient over a
+    channel is ``sqrt((a + b mean)^2 + b^2 var)``. The fast backward uses these closed
+    forms (autograd only on the (C,)-sized statistics); the reference one differentiates the
+    penalty through the full-size tensor with autograd.
+    """
 
     @staticmethod
     def forward(
@@ -296,30 +407,77 @@ class _BalancerFunction(torch.autograd.Function):
     ) -> Tensor:
         ctx.save_for_backward(x)
         ctx.config = (min_mean, max_mean, min_rms, max_rms, grad_scale, channel_dim)
+        ctx.reference = _use_reference_implementations
         return x.view_as(x)
 
     @staticmethod
     def backward(ctx, x_grad: Tensor):
         (x,) = ctx.saved_tensors
-        min_mean, max_mean, min_rms, max_rms, grad_scale, channel_dim = ctx.config
-        with torch.enable_grad():
-            x = x.detach().float().requires_grad_(True)
-            other_dims = [d for d in range(x.dim()) if d != channel_dim]
-            mean_sq = (x**2).mean(dim=other_dims, keepdim=True)
-            mean = x.mean(dim=other_dims, keepdim=True)
-            stddev = (mean_sq - mean * mean).clamp(min=1e-20).sqrt()
-            rms = mean_sq.clamp(min=1e-20).sqrt()
-            # Zero inside the allowed ranges; grows linearly (mean) or log-linearly (rms) outside.
-            normalized_mean = mean / stddev
-            mean_loss = (normalized_mean - normalized_mean.clamp(min_mean, max_mean)).abs()
-            rms_loss = (rms.clamp(min_rms, max_rms) / rms).log().abs()
-            (penalty_grad,) = torch.autograd.grad((mean_loss + rms_loss).sum(), x)
-        penalty_rms = (penalty_grad**2).mean(dim=other_dims, keepdim=True).sqrt().clamp(min=1e-20)
-        penalty_grad = penalty_grad * (grad_scale / penalty_rms)
-        # Scale by |x_grad| so the correction is relative to the main gradient at each element.
-        grad = x_grad.float()
-        grad = grad + grad.abs() * penalty_grad
+        if ctx.reference:
+            grad = _balancer_backward_reference(x, x_grad.float(), *ctx.config)
+        else:
+            grad = _balancer_backward(x, x_grad.float(), *ctx.config)
         return grad.to(x_grad.dtype), None, None, None, None, None, None
+
+
+def _balancer_backward_reference(
+    x: Tensor,
+    grad: Tensor,
+    min_mean: float,
+    max_mean: float,
+    min_rms: float,
+    max_rms: float,
+    grad_scale: float,
+    channel_dim: int,
+) -> Tensor:
+    """Plain-autograd reference of :class:`_BalancerFunction`'s backward (float32 in and out)."""
+    with torch.enable_grad():
+        x = x.detach().float().requires_grad_(True)
+        other_dims = [d for d in range(x.dim()) if d != channel_dim]
+        mean_sq = (x**2).mean(dim=other_dims, keepdim=True)
+        mean = x.mean(dim=other_dims, keepdim=True)
+        penalty = _balancer_penalty_terms(mean, mean_sq, min_mean, max_mean, min_rms, max_rms)
+        (penalty_grad,) = torch.autograd.grad(penalty, x)
+    penalty_rms = (penalty_grad**2).mean(dim=other_dims, keepdim=True).sqrt().clamp(min=1e-20)
+    penalty_grad = penalty_grad * (grad_scale / penalty_rms)
+    # Scale by |grad| so the correction is relative to the main gradient at each element.
+    return grad + grad.abs() * penalty_grad
+
+
+def _balancer_backward(
+    x: Tensor,
+    grad: Tensor,
+    min_mean: float,
+    max_mean: float,
+    min_rms: float,
+    max_rms: float,
+    grad_scale: float,
+    channel_dim: int,
+) -> Tensor:
+    """Closed-form version of :func:`_balancer_backward_reference` (see _BalancerFunction)."""
+    x = x.detach().float()
+    other_dims = [d for d in range(x.dim()) if d != channel_dim]
+    count = x.numel() // x.shape[channel_dim]
+    mean = x.mean(dim=other_dims, keepdim=True)
+    mean_sq = (x * x).mean(dim=other_dims, keepdim=True)
+    with torch.enable_grad():
+        mean_leaf = mean.requires_grad_(True)
+        mean_sq_leaf = mean_sq.clone().requires_grad_(True)
+        penalty = _balancer_penalty_terms(
+            mean_leaf, mean_sq_leaf, min_mean, max_mean, min_rms, max_rms
+        )
+        d_mean, d_mean_sq = torch.autograd.grad(penalty, (mean_leaf, mean_sq_leaf))
+    mean = mean.detach()
+    offset = d_mean / count  # penalty gradient = offset + slope * x
+    slope = d_mean_sq * (2.0 / count)
+    # mean((offset + slope x)^2) written around the channel mean, to avoid cancellation
+    at_mean = offset + slope * mean
+    variance = (mean_sq - mean * mean).clamp(min=0.0)
+    penalty_ms = at_mean * at_mean + slope * slope * variance
+    penalty_rms = penalty_ms.clamp(min=0.0).sqrt().clamp(min=1e-20)
+    scale = grad_scale / penalty_rms
+    penalty_grad = torch.addcmul(offset * scale, slope * scale, x)
+    return torch.addcmul(grad, grad.abs(), penalty_grad)
 
 
 def _proportion_positive_to_mean(p: float) -> float:
@@ -628,6 +786,8 @@ class ActivationDropoutAndLinear(nn.Module):
                 x = _swoosh_l_onnx_safe(x)
             else:
                 x = _swoosh_r_onnx_safe(x)
+        elif not torch.jit.is_scripting() and x.requires_grad:
+            x = self._activation_with_grad(x)
         elif self.activation == "SwooshL":
             x = swoosh_l(x)
         else:
@@ -635,6 +795,10 @@ class ActivationDropoutAndLinear(nn.Module):
         if not torch.jit.is_scripting() and not torch.jit.is_tracing() and self.training:
             x = self._dropout(x)
         return nn.functional.linear(x, self.weight, self.bias)
+
+    @torch.jit.unused
+    def _activation_with_grad(self, x: Tensor) -> Tensor:
+        return _swoosh(x, self.activation)
 
     @torch.jit.unused
     def _dropout(self, x: Tensor) -> Tensor:
@@ -751,6 +915,101 @@ class ChunkCausalDepthwiseConv1d(nn.Module):
         return x_chunk + x_causal, new_cache
 
 
+# --------------------------------------------------------------------------------------------
+# Depthwise 2-D convolution with a faster CPU backward
+# --------------------------------------------------------------------------------------------
+
+
+def _depthwise_weight_grad(x: Tensor, grad: Tensor, kernel_size: Tuple[int, int]) -> Tensor:
+    """Gradient of a depthwise, stride-1, "same"-padded conv2d with respect to its weight.
+
+    ``dW[c, i, j] = sum_{n, t, f} x_pad[n, c, t + i, f + j] * grad[n, c, t, f]``. For each time
+    tap i this is one batched matmul over time, (N*C, F_pad, T) @ (N*C, T, F) -> (N*C, F_pad, F),
+    whose diagonals (offset j) summed give the frequency taps; far faster on CPU than the
+    generic depthwise backward.
+
+    Args:
+        x: (N, C, T, F) conv input; grad: (N, C, T, F) gradient of the conv output.
+        kernel_size: (kh, kw), both odd.
+    Returns:
+        (C, 1, kh, kw).
+    """
+    kh, kw = kernel_size
+    batch_size, channels, num_frames, num_bins = grad.shape
+    x_pad = nn.functional.pad(x, (kw // 2, kw // 2, kh // 2, kh // 2))
+    padded_bins = x_pad.shape[3]
+    grad_rows = grad.reshape(batch_size * channels, num_frames, num_bins)
+    weight_grad = grad.new_empty(channels, kh, kw)
+    for i in range(kh):
+        x_rows = x_pad[:, :, i : i + num_frames, :].transpose(2, 3)
+        x_rows = x_rows.reshape(batch_size * channels, padded_bins, num_frames)
+        products = torch.bmm(x_rows, grad_rows).reshape(batch_size, channels, padded_bins, num_bins)
+        products = products.sum(dim=0)  # (C, F_pad, F): products[c, f + j, f] is tap j's term
+        diagonals = products.as_strided(
+            (channels, kw, num_bins),
+            (padded_bins * num_bins, num_bins, num_bins + 1),
+            products.storage_offset(),
+        )
+        weight_grad[:, i, :] = diagonals.sum(dim=-1)
+    return weight_grad.unsqueeze(1)
+
+
+class _DepthwiseConv2dFunction(torch.autograd.Function):
+    """Depthwise stride-1 conv2d with "same" padding; forward is ``nn.functional.conv2d``
+    itself, backward uses a flipped-kernel conv for the input and
+    :func:`_depthwise_weight_grad` for the weight."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+        padding = (weight.shape[2] // 2, weight.shape[3] // 2)
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return nn.functional.conv2d(x, weight, bias, padding=padding, groups=x.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        kernel_size = (weight.shape[2], weight.shape[3])
+        padding = (kernel_size[0] // 2, kernel_size[1] // 2)
+        grad = grad.contiguous()
+        x_grad = weight_grad = bias_grad = None
+        if ctx.needs_input_grad[0]:
+            # The transpose of a stride-1 "same" correlation is the correlation with the
+            # kernel flipped in both axes.
+            x_grad = nn.functional.conv2d(
+                grad, weight.flip(2, 3), None, padding=padding, groups=x.shape[1]
+            )
+        if ctx.needs_input_grad[1]:
+            weight_grad = _depthwise_weight_grad(x, grad, kernel_size).to(weight.dtype)
+        if ctx.has_bias and ctx.needs_input_grad[2]:
+            bias_grad = grad.sum(dim=(0, 2, 3))
+        return x_grad, weight_grad, bias_grad
+
+
+def depthwise_conv2d(x: Tensor, conv: nn.Conv2d) -> Tensor:
+    """``conv(x)`` for a depthwise, stride-1, odd-kernel Conv2d with "same" padding.
+
+    In a training forward that needs gradients (and outside :func:`reference_implementations`)
+    the backward is :class:`_DepthwiseConv2dFunction`'s; otherwise this is just ``conv(x)``.
+
+    Shapes: x (N, C, T, F); output (N, C, T, F).
+    """
+    kh, kw = conv.kernel_size
+    fast_ok = (
+        conv.groups == x.shape[1] == conv.out_channels
+        and conv.stride == (1, 1)
+        and conv.dilation == (1, 1)
+        and conv.padding == (kh // 2, kw // 2)
+        and kh % 2 == 1
+        and kw % 2 == 1
+        and conv.padding_mode == "zeros"
+    )
+    needs_grad = x.requires_grad or conv.weight.requires_grad
+    if not fast_ok or not needs_grad or _use_reference_implementations:
+        return conv(x)
+    return _DepthwiseConv2dFunction.apply(x, conv.weight, conv.bias)
+
+
 def convert_num_channels(x: Tensor, num_channels: int) -> Tensor:
     """Truncates or zero-pads the last axis of ``x`` to ``num_channels``; (..., C) -> (..., C')."""
     if num_channels <= x.shape[-1]:
@@ -777,10 +1036,13 @@ __all__ = [
     "SwooshR",
     "Whiten",
     "convert_num_channels",
+    "depthwise_conv2d",
     "limit_param_value",
     "penalize_abs_values_gt",
+    "reference_implementations",
     "set_batch_count",
     "swoosh_l",
     "swoosh_r",
+    "using_reference_implementations",
     "whitening_metric",
 ]

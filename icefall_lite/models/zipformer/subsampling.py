@@ -17,6 +17,7 @@ from icefall_lite.models.zipformer.scaling import (
     SwooshL,
     SwooshR,
     Whiten,
+    depthwise_conv2d,
 )
 
 
@@ -71,7 +72,11 @@ class ConvNeXt(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x: (N, C, T, F) -> (N, C, T, F)."""
         residual = x
-        x = self._branch(self.depthwise_conv(x))
+        if torch.jit.is_scripting() or torch.jit.is_tracing():
+            x = self.depthwise_conv(x)
+        else:
+            x = self._depthwise_conv_with_fast_backward(x)
+        x = self._branch(x)
         if not torch.jit.is_scripting() and not torch.jit.is_tracing() and self.training:
             x = self._layer_drop(x)
         x = residual + x
@@ -80,6 +85,12 @@ class ConvNeXt(nn.Module):
             # Whiten wants the channels on the last axis.
             x = self.out_whiten(x.transpose(1, 3)).transpose(1, 3)
         return x
+
+    @torch.jit.unused
+    def _depthwise_conv_with_fast_backward(self, x: Tensor) -> Tensor:
+        # Same values as self.depthwise_conv(x); the generic CPU depthwise backward is the
+        # largest single cost of a training step, see scaling.depthwise_conv2d.
+        return depthwise_conv2d(x, self.depthwise_conv)
 
     @torch.jit.unused
     def _layer_drop(self, x: Tensor) -> Tensor:

@@ -1,0 +1,220 @@
+#!/usr/bin/env python3
+"""Time one Zipformer transducer training step (forward + backward + ScaledAdam step) on CPU.
+
+Usage (from the repository root):
+
+    # the synth recipe's model (tiny Zipformer, vocab 500, decoder/joiner 256), 1 and 2 threads
+    .venv/bin/python tools/bench/train_step.py --threads 1,2
+
+    # current code vs the plain-autograd reference paths, steps interleaved A/B/A/B so that
+    # machine noise hits both alike; prints the speed-up ratio
+    .venv/bin/python tools/bench/train_step.py --compare --threads 1 --steps 10
+
+    # where the time goes (torch.profiler, CPU), top 25 ops by self time
+    .venv/bin/python tools/bench/train_step.py --profile 25 --threads 1
+
+The batch is fixed and random: ``--batch`` utterances of about ``--seconds`` s of 80-dim
+features at 100 frames/s (lengths spread over the last 20%), 10-30 tokens each. The model is
+built by ``build_model`` from the synth recipe's flag defaults and put at ``--batch-count`` on
+the Zipformer's internal schedules (dropout, skip rates, regulariser probabilities), which is
+where a synth run spends most of its steps (``--ref-duration 10``: step s is batch count 10 s).
+
+Columns: ms/step (median over the timed steps), x real time (audio seconds trained per
+wall-clock second), and with ``--compare`` the reference/current ratio.
+"""
+
+import argparse
+import contextlib
+import platform
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from icefall_lite.models import add_model_arguments, build_model  # noqa: E402
+from icefall_lite.models.zipformer import scaling  # noqa: E402
+from icefall_lite.models.zipformer.scaling import set_batch_count  # noqa: E402
+from icefall_lite.optim import ScaledAdam, get_parameter_groups_with_lrs  # noqa: E402
+from icefall_lite.utils import AttributeDict  # noqa: E402
+
+FRAMES_PER_SECOND = 100
+VOCAB_SIZE = 500
+BLANK_ID = 0
+
+
+def get_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--threads", type=str, default="1,2", help="torch.set_num_threads values.")
+    parser.add_argument("--steps", type=int, default=8, help="Timed steps per configuration.")
+    parser.add_argument("--warmup", type=int, default=2, help="Untimed steps first.")
+    parser.add_argument("--batch", type=int, default=8, help="Utterances per batch.")
+    parser.add_argument("--seconds", type=float, default=5.0, help="Longest utterance, seconds.")
+    parser.add_argument(
+        "--batch-count",
+        type=float,
+        default=4000.0,
+        help="Position on the Zipformer's schedules (set_batch_count); 0 = start of training.",
+    )
+    parser.add_argument("--model-size", type=str, default="tiny", help="Zipformer preset.")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="Also run the plain-autograd reference paths (scaling.reference_implementations) "
+        "and report reference / current time.",
+    )
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        help="If > 0: profile the timed steps of the current code and print this many ops.",
+    )
+    parser.add_argument("--seed", type=int, default=1234, help="Seed for model and batch.")
+    return parser
+
+
+def build_synth_model(model_size: str) -> torch.nn.Module:
+    """The synth recipe's model: its flag defaults, vocab 500, decoder/joiner dims 256."""
+    parser = argparse.ArgumentParser()
+    add_model_arguments(parser)
+    params = AttributeDict(vars(parser.parse_args([])))
+    params.update(
+        model_size=model_size,
+        decoder_dim=256,
+        joiner_dim=256,
+        vocab_size=VOCAB_SIZE,
+        blank_id=BLANK_ID,
+        feature_dim=80,
+    )
+    return build_model(params)
+
+
+def make_batch(
+    batch_size: int, seconds: float, generator: torch.Generator
+) -> Tuple[torch.Tensor, torch.Tensor, List[List[int]]]:
+    """Features (N, T, 80), lengths (N,) in frames, and 10-30 random tokens per utterance."""
+    max_frames = int(seconds * FRAMES_PER_SECOND)
+    features = torch.randn(batch_size, max_frames, 80, generator=generator)
+    low = int(0.8 * max_frames)
+    lens = torch.randint(low, max_frames + 1, (batch_size,), generator=generator)
+    lens[0] = max_frames
+    tokens = []
+    for _ in range(batch_size):
+        num_tokens = int(torch.randint(10, 31, (1,), generator=generator))
+        tokens.append(torch.randint(3, VOCAB_SIZE, (num_tokens,), generator=generator).tolist())
+    return features, lens, tokens
+
+
+class Runner:
+    """One model + optimizer; ``step()`` runs one training step under its implementation mode."""
+
+    def __init__(self, args: argparse.Namespace, reference: bool) -> None:
+        torch.manual_seed(args.seed)
+        self.model = build_synth_model(args.model_size)
+        self.model.train()
+        set_batch_count(self.model, args.batch_count)
+        self.optimizer = ScaledAdam(
+            get_parameter_groups_with_lrs(self.model, lr=0.045, include_names=True),
+            lr=0.045,
+            clipping_scale=2.0,
+        )
+        generator = torch.Generator().manual_seed(args.seed)
+        self.batch = make_batch(args.batch, args.seconds, generator)
+        self.reference = reference
+        # Each runner has its own Python RNG so interleaving does not change its random draws
+        # (which regulariser fires, dropout masks are torch's and are not compared).
+        self.rng_state = random.Random(args.seed).getstate()
+
+    def _mode(self):
+        if self.reference:
+            return scaling.reference_implementations()
+        return contextlib.nullcontext()
+
+    def step(self) -> float:
+        """One training step; returns its wall time in seconds."""
+        features, lens, tokens = self.batch
+        saved_state = random.getstate()
+        random.setstate(self.rng_state)
+        start = time.perf_counter()
+        with self._mode():
+            simple_loss, pruned_loss, _ = self.model(
+                features, lens, tokens, prune_range=5, am_scale=0.0, lm_scale=0.25
+            )
+            loss = 0.5 * simple_loss + pruned_loss
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        elapsed = time.perf_counter() - start
+        self.rng_state = random.getstate()
+        random.setstate(saved_state)
+        return elapsed
+
+
+def time_runners(runners: Dict[str, Runner], args: argparse.Namespace) -> Dict[str, List[float]]:
+    """Warm-up then timed steps, alternating runners step by step."""
+    for _ in range(args.warmup):
+        for runner in runners.values():
+            runner.step()
+    times: Dict[str, List[float]] = {name: [] for name in runners}
+    for _ in range(args.steps):
+        for name, runner in runners.items():
+            times[name].append(runner.step())
+    return times
+
+
+def profile_runner(runner: Runner, args: argparse.Namespace) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    for _ in range(args.warmup):
+        runner.step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(args.steps):
+            runner.step()
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile)
+    print(table)
+
+
+def main() -> None:
+    args = get_parser().parse_args()
+    audio_seconds_per_step = None
+    rows = []
+    for threads in [int(t) for t in args.threads.split(",")]:
+        torch.set_num_threads(threads)
+        runners: Dict[str, Runner] = {"current": Runner(args, reference=False)}
+        if args.profile > 0:
+            profile_runner(runners["current"], args)
+            continue
+        if args.compare:
+            runners["reference"] = Runner(args, reference=True)
+        audio_seconds_per_step = float(runners["current"].batch[1].sum()) / FRAMES_PER_SECOND
+        times = time_runners(runners, args)
+        medians = {name: statistics.median(t) for name, t in times.items()}
+        for name, median in medians.items():
+            ratio = medians.get("reference", float("nan")) / median
+            rows.append((threads, name, 1000.0 * median, audio_seconds_per_step / median, ratio))
+    if not rows:
+        return
+    num_params = sum(p.numel() for p in runners["current"].model.parameters())
+    print(
+        f"# {args.model_size} Zipformer transducer, {num_params / 1e6:.2f}M params; batch "
+        f"{args.batch} utts, {audio_seconds_per_step:.1f} s audio/step; batch_count "
+        f"{args.batch_count:g}; {args.steps} timed steps (median); torch {torch.__version__}; "
+        f"{platform.processor() or platform.machine()}"
+    )
+    print(f"{'threads':>7} {'variant':>10} {'ms/step':>9} {'x real time':>12} {'ref/cur':>8}")
+    for threads, name, ms, speed, ratio in rows:
+        ratio_text = f"{ratio:8.2f}" if name == "current" and args.compare else f"{'':>8}"
+        print(f"{threads:>7} {name:>10} {ms:9.1f} {speed:12.2f} {ratio_text}")
+
+
+if __name__ == "__main__":
+    main()
