@@ -13,7 +13,6 @@ where ``<suffix>`` is :func:`decoding_suffix`, e.g.
 
 import argparse
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from icefall_lite.search.greedy import greedy_search
 from icefall_lite.search.hypothesis import DecodingResult
 from icefall_lite.search.modified_beam_search import modified_beam_search
 from icefall_lite.search.transducer_common import model_device
+from icefall_lite.streaming.stream import LOG_EPS, TAIL_PADDING_FRAMES, simulated_streaming_input
 from icefall_lite.utils import str2bool
 
 TRANSDUCER_METHODS = (
@@ -42,10 +42,6 @@ TRANSDUCER_METHODS = (
 CTC_METHODS = ("ctc_greedy_search", "ctc_prefix_beam_search")
 DECODING_METHODS = TRANSDUCER_METHODS + CTC_METHODS
 
-# log(1e-10): the fbank value of silence-like padding appended for causal models (icefall's).
-LOG_EPS = math.log(1e-10)
-# Frames of padding a causal encoder needs to flush its right context (icefall's value).
-CAUSAL_TAIL_PADDING = 30
 # Seconds per fbank frame, for the audio duration when batches carry no cuts.
 FRAME_SHIFT = 0.01
 
@@ -239,10 +235,18 @@ def decode_one_batch(
     device = model_device(model)
     features = batch["inputs"].to(device)
     feature_lens = batch["supervisions"]["num_frames"].to(device)
-    if params.get("causal"):
-        # A chunked encoder only emits a chunk's frames once it has seen its right context.
-        features = torch.nn.functional.pad(features, (0, 0, 0, CAUSAL_TAIL_PADDING), value=LOG_EPS)
-        feature_lens = feature_lens + CAUSAL_TAIL_PADDING
+    chunk_size = int(str(params.get("chunk_size", -1)).split(",")[0])
+    if params.get("causal") and chunk_size > 0:
+        # Simulated streaming: pad and mask exactly as chunk-wise streaming_decode.py does, so
+        # both compute the same encoder frames (test/recipes/test_streaming_decode_synth.py).
+        features, feature_lens = simulated_streaming_input(
+            model.encoder_embed, features, feature_lens, 2 * chunk_size
+        )
+    elif params.get("causal"):
+        # Full-context decoding of a causal model: the chunk-causal convolutions still need
+        # right context at the end of the utterance.
+        features = torch.nn.functional.pad(features, (0, 0, 0, TAIL_PADDING_FRAMES), value=LOG_EPS)
+        feature_lens = feature_lens + TAIL_PADDING_FRAMES
     encoder_out, encoder_out_lens = model.forward_encoder(features, feature_lens)
     return search(params, model, encoder_out, encoder_out_lens)
 

@@ -87,12 +87,6 @@ def test_non_causal_model_is_refused(tmp_path):
         script.run_streaming_decode(script.get_parser(), args(d), "synth", script.get_params())
 
 
-@pytest.mark.xfail(
-    reason="decode.py's causal path pads 30 frames with full lengths instead of "
-    "icefall_lite.streaming.simulated_streaming_input (whole chunks, look-ahead masked), "
-    "so its last chunk differs from chunk-wise streaming; reported to the lead",
-    strict=False,
-)
 def test_streaming_transcripts_equal_simulated_streaming(causal_dir):
     streaming = load_script("streaming_decode")
     streaming.run_streaming_decode(

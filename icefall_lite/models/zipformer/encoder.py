@@ -1173,21 +1173,20 @@ class Zipformer2(nn.Module):
     def get_chunk_info(self) -> Tuple[int, int]:
         """(chunk_size, left_context_chunks) for this batch; (-1, -1) means full context.
 
-        Drawn at random from the configured lists in Python; under TorchScript/tracing the
-        first entries are used.
+        Drawn at random from the configured lists in training; in eval mode and under
+        TorchScript/tracing the first entries are used, so decoding is deterministic and
+        matches the chunk named in decode.py's file names and in exported models.
         """
         if not self.causal:
             return -1, -1
-        if torch.jit.is_scripting() or torch.jit.is_tracing():
+        if torch.jit.is_scripting() or torch.jit.is_tracing() or not self.training:
             chunk_size = self.chunk_size[0]
-        else:
-            chunk_size = random.choice(self.chunk_size)
-        if chunk_size == -1:
-            return -1, -1
-        if torch.jit.is_scripting() or torch.jit.is_tracing():
             left_context_frames = self.left_context_frames[0]
         else:
+            chunk_size = random.choice(self.chunk_size)
             left_context_frames = random.choice(self.left_context_frames)
+        if chunk_size == -1:
+            return -1, -1
         if left_context_frames == -1:
             return chunk_size, -1
         return chunk_size, max(1, left_context_frames // chunk_size)
