@@ -365,17 +365,17 @@ class BiasNorm(nn.Module):
 
 def _balancer_penalty_terms(
     mean: Tensor,
-    mean_sq: Tensor,
+    variance: Tensor,
     min_mean: float,
     max_mean: float,
     min_rms: float,
     max_rms: float,
 ) -> Tensor:
-    """The balancer's penalty, summed over channels, from per-channel ``mean`` and ``mean_sq``
-    (mean of x and of x^2 over all non-channel axes). Zero inside the allowed ranges; grows
-    linearly (mean / stddev) or log-linearly (rms) outside."""
-    stddev = (mean_sq - mean * mean).clamp(min=1e-20).sqrt()
-    rms = mean_sq.clamp(min=1e-20).sqrt()
+    """The balancer's penalty, summed over channels, from per-channel ``mean`` and ``variance``
+    (over all non-channel axes). Zero inside the allowed ranges; grows linearly
+    (mean / stddev) or log-linearly (rms) outside."""
+    stddev = variance.clamp(min=1e-20).sqrt()
+    rms = (variance + mean * mean).clamp(min=1e-20).sqrt()
     normalized_mean = mean / stddev
     mean_loss = (normalized_mean - normalized_mean.clamp(min_mean, max_mean)).abs()
     rms_loss = (rms.clamp(min_rms, max_rms) / rms).log().abs()
@@ -386,10 +386,10 @@ class _BalancerFunction(torch.autograd.Function):
     """Identity in forward; in backward adds a small gradient term that pushes each channel's
     (mean / stddev) and RMS into the configured ranges.
 
-    The penalty depends on ``x`` only through the per-channel ``mean`` and ``mean_sq``, so its
-    gradient is ``a + b * x`` per channel with ``a = dP/dmean / M`` and
-    ``b = 2 dP/dmean_sq / M`` (M elements per channel), and the RMS of that gradient over a
-    channel is ``sqrt((a + b mean)^2 + b^2 var)``. The fast backward uses these closed
+    The penalty depends on ``x`` only through the per-channel ``mean`` and ``variance``, so its
+    gradient is ``a + b * (x - mean)`` per channel with ``a = dP/dmean / M`` and
+    ``b = 2 dP/dvariance / M`` (M elements per channel), and the RMS of that gradient over a
+    channel is ``sqrt(a^2 + b^2 variance)``. The fast backward uses these closed
     forms (autograd only on the (C,)-sized statistics); the reference one differentiates the
     penalty through the full-size tensor with autograd.
     """
@@ -436,7 +436,9 @@ def _balancer_backward_reference(
         other_dims = [d for d in range(x.dim()) if d != channel_dim]
         mean_sq = (x**2).mean(dim=other_dims, keepdim=True)
         mean = x.mean(dim=other_dims, keepdim=True)
-        penalty = _balancer_penalty_terms(mean, mean_sq, min_mean, max_mean, min_rms, max_rms)
+        penalty = _balancer_penalty_terms(
+            mean, mean_sq - mean * mean, min_mean, max_mean, min_rms, max_rms
+        )
         (penalty_grad,) = torch.autograd.grad(penalty, x)
     penalty_rms = (penalty_grad**2).mean(dim=other_dims, keepdim=True).sqrt().clamp(min=1e-20)
     penalty_grad = penalty_grad * (grad_scale / penalty_rms)
@@ -458,25 +460,23 @@ def _balancer_backward(
     x = x.detach().float()
     other_dims = [d for d in range(x.dim()) if d != channel_dim]
     count = x.numel() // x.shape[channel_dim]
-    mean = x.mean(dim=other_dims, keepdim=True)
-    mean_sq = (x * x).mean(dim=other_dims, keepdim=True)
+    variance, mean = torch.var_mean(x, dim=other_dims, correction=0, keepdim=True)
     with torch.enable_grad():
-        mean_leaf = mean.requires_grad_(True)
-        mean_sq_leaf = mean_sq.clone().requires_grad_(True)
+        mean_leaf = mean.clone().requires_grad_(True)
+        variance_leaf = variance.clone().requires_grad_(True)
         penalty = _balancer_penalty_terms(
-            mean_leaf, mean_sq_leaf, min_mean, max_mean, min_rms, max_rms
+            mean_leaf, variance_leaf, min_mean, max_mean, min_rms, max_rms
         )
-        d_mean, d_mean_sq = torch.autograd.grad(penalty, (mean_leaf, mean_sq_leaf))
-    mean = mean.detach()
-    offset = d_mean / count  # penalty gradient = offset + slope * x
-    slope = d_mean_sq * (2.0 / count)
-    # mean((offset + slope x)^2) written around the channel mean, to avoid cancellation
-    at_mean = offset + slope * mean
-    variance = (mean_sq - mean * mean).clamp(min=0.0)
-    penalty_ms = at_mean * at_mean + slope * slope * variance
-    penalty_rms = penalty_ms.clamp(min=0.0).sqrt().clamp(min=1e-20)
+        d_mean, d_variance = torch.autograd.grad(penalty, (mean_leaf, variance_leaf))
+    # d variance / dx = 2 (x - mean) / M (the mean's own dependence on x sums to zero), so the
+    # penalty gradient is offset + slope * (x - mean), whose mean square is
+    # offset^2 + slope^2 variance.
+    offset = d_mean / count
+    slope = d_variance * (2.0 / count)
+    penalty_rms = (offset * offset + slope * slope * variance).sqrt().clamp(min=1e-20)
     scale = grad_scale / penalty_rms
-    penalty_grad = torch.addcmul(offset * scale, slope * scale, x)
+    penalty_grad = torch.addcmul((offset - slope * mean) * scale, slope * scale, x)
+    # Scale by |grad| so the correction is relative to the main gradient at each element.
     return torch.addcmul(grad, grad.abs(), penalty_grad)
 
 
