@@ -3,6 +3,7 @@
 import gzip
 import json
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,8 @@ def make_librispeech(root: Path) -> None:
     rng = np.random.default_rng(0)
     layout = {
         "train-clean-100": [(19, 198), (26, 495)],
+        "train-clean-360": [(14, 208)],
+        "train-other-500": [(20, 205)],
         "dev-clean": [(84, 121)],
         "test-clean": [(61, 70)],
     }
@@ -67,6 +70,43 @@ def count_lines(path: Path) -> int:
         return sum(1 for _ in f)
 
 
+def read_ids(path: Path) -> list:
+    with gzip.open(path, "rt") as f:
+        return [json.loads(line)["id"] for line in f]
+
+
+def write_cuts(path: Path, ids: list) -> None:
+    with gzip.open(path, "wt") as f:
+        f.writelines(json.dumps({"id": cut_id, "type": "MonoCut"}) + "\n" for cut_id in ids)
+
+
+def run_combine(monkeypatch, *args: str) -> None:
+    """local/combine_train_cuts.py in this process (a subprocess would re-import torch)."""
+    script = RECIPE / "local" / "combine_train_cuts.py"
+    monkeypatch.setattr(sys, "argv", [str(script), *args])
+    runpy.run_path(str(script), run_name="__main__")
+
+
+def test_combine_train_cuts_shuffles_reproducibly(tmp_path, monkeypatch):
+    inputs = []
+    for part, count in (("train-clean-100", 30), ("train-clean-360", 20), ("train-other-500", 10)):
+        inputs.append(str(tmp_path / f"librispeech_cuts_{part}.jsonl.gz"))
+        write_cuts(Path(inputs[-1]), [f"{part}-{i}" for i in range(count)])
+    outputs = [tmp_path / name / "librispeech_cuts_train-all-shuf.jsonl.gz" for name in "ab"]
+    for output in outputs:
+        run_combine(monkeypatch, "--inputs", *inputs, "--output", str(output))
+    concatenated = sum((read_ids(Path(path)) for path in inputs), [])
+    combined = read_ids(outputs[0])
+    assert sorted(combined) == sorted(concatenated)
+    assert combined != concatenated
+    assert combined == read_ids(outputs[1])  # same seed, same order
+    # the first 30 lines are not all from train-clean-100: the parts are mixed
+    assert any(not cut_id.startswith("train-clean-100") for cut_id in combined[:30])
+
+    with pytest.raises(SystemExit, match="nowhere.jsonl.gz not found"):
+        run_combine(monkeypatch, "--inputs", "nowhere.jsonl.gz", "--output", str(outputs[0]))
+
+
 @pytest.mark.slow
 def test_prepare_librispeech_tiny(tmp_path):
     if not (RECIPE / "shared" / "parse_options.sh").is_file():
@@ -88,6 +128,14 @@ def test_prepare_librispeech_tiny(tmp_path):
     fbank = work / "data" / "fbank"
     # 6 training utterances, plus their 0.9 and 1.1 speed-perturbed copies.
     assert count_lines(fbank / "librispeech_cuts_train-clean-100.jsonl.gz") == 18
+    # --full-libri's manifest: the three training parts (9 cuts each for 360 and 500), shuffled.
+    parts = [
+        read_ids(fbank / f"librispeech_cuts_{p}.jsonl.gz")
+        for p in ("train-clean-100", "train-clean-360", "train-other-500")
+    ]
+    combined = read_ids(fbank / "librispeech_cuts_train-all-shuf.jsonl.gz")
+    assert sorted(combined) == sorted(sum(parts, [])) and len(combined) == 36
+    assert combined != sum(parts, [])
     assert count_lines(fbank / "librispeech_cuts_dev-clean.jsonl.gz") == 3
     assert count_lines(fbank / "librispeech_cuts_test-clean.jsonl.gz") == 3
     # Three 12 s MUSAN recordings -> one 10 s window each (the 2 s tails are dropped).

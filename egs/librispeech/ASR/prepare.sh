@@ -14,6 +14,7 @@
 #   1  lhotse manifests for the LibriSpeech parts  -> data/manifests/librispeech_*_<part>.jsonl.gz
 #   2  lhotse manifests for MUSAN                  -> data/manifests/musan_*.jsonl.gz
 #   3  fbank (+ speed perturbation 0.9/1.1 on train-*) -> data/fbank/librispeech_cuts_<part>.jsonl.gz
+#      and, when all 960 h are there, librispeech_cuts_train-all-shuf.jsonl.gz (--full-libri)
 #   4  MUSAN fbank, 10 s windows                   -> data/fbank/musan_cuts.jsonl.gz
 #   5  BPE on the train-* transcripts              -> data/lang_bpe_<vocab_size>/{bpe.model,tokens.txt}
 
@@ -123,8 +124,23 @@ run_stage 1 "LibriSpeech manifests ($parts)" librispeech_manifests
 if [ "$enable_musan" = true ]; then
   run_stage 2 "MUSAN manifests" musan_manifests
 fi
-run_stage 3 "fbank ($parts)" $python local/compute_fbank_librispeech.py --parts $parts \
-  --nj "$nj" --perturb-speed "$perturb_speed"
+fbank() {
+  $python local/compute_fbank_librispeech.py --parts $parts --nj "$nj" \
+    --perturb-speed "$perturb_speed"
+  # train.py --full-libri 1 reads the three training parts as one shuffled manifest.
+  local full=data/fbank/librispeech_cuts_train-all-shuf.jsonl.gz full_parts=() p
+  for p in train-clean-100 train-clean-360 train-other-500; do
+    if [ -f "data/fbank/librispeech_cuts_$p.jsonl.gz" ]; then
+      full_parts+=("data/fbank/librispeech_cuts_$p.jsonl.gz")
+    fi
+  done
+  if [ "${#full_parts[@]}" -eq 3 ] && [ ! -f "$full" ]; then
+    $python local/combine_train_cuts.py --inputs "${full_parts[@]}" --output "$full"
+  elif [ "${#full_parts[@]}" -lt 3 ]; then
+    log "Not all of the 960 h training parts are there; $full (--full-libri 1) not made"
+  fi
+}
+run_stage 3 "fbank ($parts)" fbank
 if [ "$enable_musan" = true ]; then
   run_stage 4 "MUSAN fbank" $python local/compute_fbank_musan.py --nj "$nj"
 fi
