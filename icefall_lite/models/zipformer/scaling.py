@@ -131,7 +131,11 @@ def _identity(x: Tensor) -> Tensor:
     """
     if torch.jit.is_scripting() or torch.jit.is_tracing():
         return x
-    return x.chunk(1, dim=-1)[0]
+    if _use_reference_implementations:
+        # The original no-op node: its backward (a one-tensor cat) copies the gradient.
+        return x.chunk(1, dim=-1)[0]
+    # A view: its backward is a free reshape of the gradient.
+    return x.view_as(x)
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,16 +181,16 @@ class _SwooshFunction(torch.autograd.Function):
 
     Plain autograd keeps the graph of logaddexp, the subtraction and the 0.08 x term and
     replays it in backward (about ten passes over the tensor); here forward computes the value
-    with the same formula (same numbers as :func:`swoosh_l` / :func:`swoosh_r`) and the
-    derivative ``sigmoid(x - offset) - 0.08`` alongside, and backward is ``grad * derivative``.
+    in place on two buffers (the same formula as :func:`swoosh_l` / :func:`swoosh_r`, equal up
+    to float rounding) and the derivative ``sigmoid(x - offset) - 0.08`` alongside, and
+    backward is ``grad * derivative``.
     """
 
     @staticmethod
     def forward(ctx, x: Tensor, offset: float, intercept: float) -> Tensor:
         shifted = x - offset
         zero = torch.zeros((), dtype=x.dtype, device=x.device)
-        # Same operation order as swoosh_l/swoosh_r, so the values are bit-identical.
-        y = torch.logaddexp(zero, shifted).sub_(0.08 * x).sub_(intercept)
+        y = torch.logaddexp(zero, shifted).add_(x, alpha=-0.08).sub_(intercept)
         derivative = torch.sigmoid_(shifted).sub_(0.08)
         ctx.save_for_backward(derivative)
         return y
