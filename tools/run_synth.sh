@@ -4,18 +4,28 @@
 # Usage:
 #   tools/run_synth.sh                          # all stages
 #   tools/run_synth.sh --stage 2 --stop-stage 3 # only train and decode
+#   tools/run_synth.sh --stage 6                # only the WER table
 #   tools/run_synth.sh --num-epochs 5 --avg 2 --world-size 1 --max-duration 300
 #
-# Stages:
-#   0 setup     tools/setup.sh (venv, requirements, kaldifeat / fast_rnnt, icefall_lite)
-#   1 prepare   cd egs/synth/ASR && ./prepare.sh     (corpus, fbank, BPE)
-#   2 train     ./zipformer/train.py                  (checkpoints in zipformer/exp)
-#   3 decode    ./zipformer/decode.py --decoding-method greedy_search
-#   4 export    ./zipformer/export.py --jit 1
-#   5 results   the WER table from zipformer/exp/greedy_search/wer-summary-*.txt
+# Stages (all run inside egs/synth/ASR; the recipe's model is causal, so one model serves
+# offline and streaming decoding):
+#   0 setup      tools/setup.sh (venv, requirements, kaldifeat / fast_rnnt, icefall_lite)
+#   1 prepare    ./prepare.sh                 (corpus, fbank, BPE)
+#   2 train      ./zipformer/train.py         (checkpoints in zipformer/exp)
+#   3 decode     ./zipformer/decode.py, full context (--chunk-size -1 --left-context-frames -1),
+#                --decoding-method greedy_search, then modified_beam_search --beam-size 4,
+#                on dev, test-synth and test-human
+#   4 streaming  ./zipformer/streaming_decode.py --chunk-size 16 --left-context-frames 128
+#                --decoding-method greedy_search (320 ms chunks; results in
+#                <exp-dir>/streaming/greedy_search); skipped with a note for a model trained
+#                with --causal 0
+#   5 export     ./zipformer/export.py --jit 1 and ./zipformer/export-onnx.py (fp32 + int8),
+#                streaming with the chunk settings of stage 4 for a causal model; then
+#                ./zipformer/onnx_pretrained.py transcribes 3 test-human recordings
+#   6 results    the table "method | test set | WER" from every wer-summary-*.txt in <exp-dir>
 #
 # Options:
-#   --stage N / --stop-stage N   first / last stage to run (default 0 / 5)
+#   --stage N / --stop-stage N   first / last stage to run (default 0 / 6)
 #   --num-epochs N               epochs to train (default: train.py's own default)
 #   --avg N                      checkpoints to average for decode/export (default 2; lowered
 #                                automatically when fewer epochs exist)
@@ -23,7 +33,7 @@
 #   --max-duration S             seconds of audio per batch (default: the recipe's own default)
 #   --exp-dir DIR                experiment folder, relative to egs/synth/ASR (default zipformer/exp)
 # Environment: VENV (default <repo>/.venv); SETUP_ARGS, PREPARE_ARGS, TRAIN_ARGS, DECODE_ARGS,
-# EXPORT_ARGS add options to the matching stage.
+# STREAMING_ARGS, EXPORT_ARGS (export.py and export-onnx.py) add options to the matching stage.
 #
 # A stage whose script does not exist yet is reported ("stage N not available yet: <path> missing")
 # and skipped; a stage that exists and fails stops the job with a non-zero exit code.
@@ -36,12 +46,18 @@ VENV="${VENV:-$REPO_ROOT/.venv}"
 export VENV
 
 stage=0
-stop_stage=5
+stop_stage=6
 num_epochs=""
 avg=2
 world_size=1
 max_duration=""
 exp_dir="zipformer/exp"
+# Streaming decoding and the exported streaming models: 320 ms chunks (50 Hz frames after the
+# front end) and 2.56 s of left context, icefall's usual demo setting.
+stream_chunk=16
+stream_left=128
+# How many test-human recordings the exported ONNX model transcribes in stage 5.
+num_demo_files=3
 
 need_value() {
   if [[ $# -lt 2 || -z "$2" ]]; then
@@ -125,7 +141,7 @@ run_stage() {
   stage_note=""
   local t0=$SECONDS
   "$fn"
-  summary+=("$(printf 'stage %d %-8s %5ds  %s' "$n" "$name" $((SECONDS - t0)) "${stage_note:-done}")")
+  summary+=("$(printf 'stage %d %-9s %5ds  %s' "$n" "$name" $((SECONDS - t0)) "${stage_note:-done}")")
 }
 
 # missing PATH: reports a stage whose script has not been written yet.
@@ -138,6 +154,15 @@ missing() {
 in_recipe() {
   echo "    (cd egs/synth/ASR && $*)"
   (cd "$RECIPE" && "$@")
+}
+
+# Joins its arguments with ", " (a stage's notes for the summary).
+join_notes() {
+  local out=$1
+  shift
+  local note
+  for note in "$@"; do out+=", $note"; done
+  echo "$out"
 }
 
 # Latest epoch-N.pt in the experiment folder, empty when none.
@@ -153,8 +178,9 @@ latest_epoch() {
   echo "$best"
 }
 
-# Sets epoch_avg_args to "--epoch E --avg A" for the newest epoch. With the running-average
-# model (icefall's default), averaging needs A < E; a single epoch is used as it is.
+# Sets epoch_avg_args to "--epoch E --avg A" for the newest epoch, checkpoint to that epoch's
+# file and model_tag to export-onnx.py's "epoch-E-avg-A". With the running-average model
+# (icefall's default), averaging needs A < E; a single epoch is used as it is.
 choose_epoch_avg() {
   local e
   e="$(latest_epoch)"
@@ -164,10 +190,36 @@ choose_epoch_avg() {
   local a=$avg
   if [[ $a -ge $e ]]; then a=$((e - 1)); fi
   if [[ $a -lt 1 ]]; then
+    a=1
     epoch_avg_args=(--epoch "$e" --avg 1 --use-averaged-model 0)
   else
     epoch_avg_args=(--epoch "$e" --avg "$a")
   fi
+  checkpoint="$RECIPE/$exp_dir/epoch-$e.pt"
+  model_tag="epoch-$e-avg-$a"
+}
+
+# Like choose_epoch_avg, but reports and skips the stage when there is no checkpoint yet.
+need_checkpoint() {
+  if choose_epoch_avg; then return 0; fi
+  echo "stage $current skipped: no epoch-*.pt in egs/synth/ASR/$exp_dir (train first)"
+  stage_note="skipped: no checkpoints in $exp_dir"
+  return 1
+}
+
+# Sets causal to 1 when the checkpoint was trained with --causal 1, else 0, from the params
+# stored at the top level of the checkpoint (read as decode.py reads them); remembered per file,
+# as loading torch takes a while.
+causal_checked_for=""
+check_causal() {
+  [[ "$causal_checked_for" == "$1" ]] && return 0
+  causal="$(PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -c '
+import sys
+from icefall_lite.checkpoint import read_checkpoint
+from icefall_lite.search.model_loading import stored_params
+print(int(bool(stored_params(read_checkpoint(sys.argv[1])).get("causal"))))
+' "$1")"
+  causal_checked_for=$1
 }
 
 do_setup() {
@@ -204,51 +256,178 @@ do_decode() {
     missing "$script"
     return 0
   }
-  if ! choose_epoch_avg; then
-    echo "stage $current skipped: no epoch-*.pt in egs/synth/ASR/$exp_dir (train first)"
-    stage_note="skipped: no checkpoints in $exp_dir"
-    return 0
-  fi
-  local args=("${epoch_avg_args[@]}" --exp-dir "$exp_dir" --decoding-method greedy_search)
+  need_checkpoint || return 0
+  # Full context: a causal model decodes with the whole utterance (flags ignored otherwise).
+  local args=("${epoch_avg_args[@]}" --exp-dir "$exp_dir" --chunk-size -1 --left-context-frames -1)
   [[ -n "$max_duration" ]] && args+=(--max-duration "$max_duration")
   # shellcheck disable=SC2086
-  in_recipe python3 ./zipformer/decode.py "${args[@]}" ${DECODE_ARGS:-}
+  in_recipe python3 ./zipformer/decode.py "${args[@]}" --decoding-method greedy_search \
+    ${DECODE_ARGS:-}
+  # shellcheck disable=SC2086
+  in_recipe python3 ./zipformer/decode.py "${args[@]}" \
+    --decoding-method modified_beam_search --beam-size 4 ${DECODE_ARGS:-}
+  stage_note="greedy_search, modified_beam_search (full context)"
 }
 
-do_export() {
-  local script="$RECIPE/zipformer/export.py"
+do_streaming() {
+  local script="$RECIPE/zipformer/streaming_decode.py"
   [[ -f "$script" ]] || {
     missing "$script"
     return 0
   }
-  if ! choose_epoch_avg; then
-    echo "stage $current skipped: no epoch-*.pt in egs/synth/ASR/$exp_dir (train first)"
-    stage_note="skipped: no checkpoints in $exp_dir"
+  need_checkpoint || return 0
+  check_causal "$checkpoint"
+  if [[ "$causal" != 1 ]]; then
+    echo "stage $current skipped: ${checkpoint#"$RECIPE"/} was trained with --causal 0;" \
+      "chunk-wise streaming needs a causal model (train without TRAIN_ARGS=\"--causal 0\")"
+    stage_note="skipped: model not causal"
+    return 0
+  fi
+  local args=("${epoch_avg_args[@]}" --exp-dir "$exp_dir")
+  args+=(--chunk-size "$stream_chunk" --left-context-frames "$stream_left")
+  [[ -n "$max_duration" ]] && args+=(--max-duration "$max_duration")
+  # shellcheck disable=SC2086
+  in_recipe python3 ./zipformer/streaming_decode.py "${args[@]}" \
+    --decoding-method greedy_search ${STREAMING_ARGS:-}
+  stage_note="greedy_search, chunk $stream_chunk, left context $stream_left"
+}
+
+# First num_demo_files test-human recordings that exist, one path (relative to the recipe) a
+# line, from the manifest prepare.sh wrote; nothing when there is none.
+demo_wavs() {
+  local manifest="$RECIPE/data/manifests/synth_recordings_test-human.jsonl.gz"
+  [[ -f "$manifest" ]] || return 0
+  (cd "$RECIPE" && python3 -c '
+import gzip, json, os, sys
+paths = []
+with gzip.open(sys.argv[1], "rt") as f:
+    for line in f:
+        for source in json.loads(line)["sources"]:
+            if source["type"] == "file" and os.path.isfile(source["source"]):
+                paths.append(source["source"])
+print("\n".join(paths[: int(sys.argv[2])]))
+' "$manifest" "$num_demo_files")
+}
+
+do_export() {
+  local export_py="$RECIPE/zipformer/export.py" onnx_py="$RECIPE/zipformer/export-onnx.py"
+  if [[ ! -f "$export_py" && ! -f "$onnx_py" ]]; then
+    missing "$export_py"
+    return 0
+  fi
+  need_checkpoint || return 0
+  local args=("${epoch_avg_args[@]}" --exp-dir "$exp_dir") encoder_tag=$model_tag kind=offline
+  check_causal "$checkpoint"
+  if [[ "$causal" == 1 ]]; then
+    args+=(--chunk-size "$stream_chunk" --left-context-frames "$stream_left")
+    encoder_tag+="-chunk-$stream_chunk-left-$stream_left"
+    kind="streaming (chunk $stream_chunk, left context $stream_left)"
+  fi
+  echo "exporting the $kind model"
+  local notes=()
+  if [[ -f "$export_py" ]]; then
+    # shellcheck disable=SC2086
+    in_recipe python3 ./zipformer/export.py "${args[@]}" --jit 1 ${EXPORT_ARGS:-}
+    notes+=("pretrained.pt + jit")
+  else
+    missing "$export_py"
+    notes+=("$stage_note")
+  fi
+  if [[ ! -f "$onnx_py" ]]; then
+    missing "$onnx_py"
+    notes+=("$stage_note")
+    stage_note="$(join_notes "${notes[@]}")"
     return 0
   fi
   # shellcheck disable=SC2086
-  in_recipe python3 ./zipformer/export.py "${epoch_avg_args[@]}" --exp-dir "$exp_dir" --jit 1 \
-    ${EXPORT_ARGS:-}
+  in_recipe python3 ./zipformer/export-onnx.py "${args[@]}" ${EXPORT_ARGS:-}
+  notes+=("onnx (fp32 + int8)")
+  local exp="$RECIPE/$exp_dir" f
+  local models=(
+    "$exp/encoder-$encoder_tag.onnx" "$exp/decoder-$model_tag.onnx" "$exp/joiner-$model_tag.onnx"
+  )
+  for f in "${models[@]}"; do
+    if [[ ! -f "$f" ]]; then
+      echo "run_synth.sh: export-onnx.py did not write ${f#"$RECIPE"/}" >&2
+      return 1
+    fi
+  done
+  local listing wavs=()
+  listing="$(demo_wavs)"
+  [[ -n "$listing" ]] && mapfile -t wavs <<<"$listing"
+  if [[ ${#wavs[@]} -eq 0 ]]; then
+    echo "no test-human recordings found (data/manifests/synth_recordings_test-human.jsonl.gz);" \
+      "skipping the ONNX transcription demo"
+    notes+=("no demo audio")
+  elif [[ ! -f "$RECIPE/zipformer/onnx_pretrained.py" ]]; then
+    missing "$RECIPE/zipformer/onnx_pretrained.py"
+    notes+=("$stage_note")
+  else
+    echo "transcribing ${#wavs[@]} test-human recording(s) with the exported ONNX model:"
+    in_recipe python3 ./zipformer/onnx_pretrained.py \
+      --encoder-model-filename "${models[0]#"$RECIPE"/}" \
+      --decoder-model-filename "${models[1]#"$RECIPE"/}" \
+      --joiner-model-filename "${models[2]#"$RECIPE"/}" \
+      --tokens "$exp_dir/tokens.txt" "${wavs[@]}"
+    notes+=("onnx transcribed ${#wavs[@]} file(s)")
+  fi
+  stage_note="$(join_notes "${notes[@]}")"
+}
+
+# Prints one "method|test set|WER|settings" line for a wer-summary-*.txt (icefall's layout: a
+# "settings<TAB>WER" header, then "<settings><TAB><wer>").
+wer_row() {
+  local f=$1 exp=$2
+  local method="${f#"$exp"/}"
+  method="${method%/*}"
+  local name="${f##*/wer-summary-}"
+  name="${name%.txt}"
+  local test_set=$name settings="" rest=""
+  if [[ "$name" =~ ^(.+)-((epoch|iter)-[0-9]+_avg-[0-9]+)(.*)$ ]]; then
+    test_set=${BASH_REMATCH[1]}
+    settings=${BASH_REMATCH[2]}
+    rest=${BASH_REMATCH[4]}
+  fi
+  if [[ "$rest" =~ _chunk-(-?[0-9]+)_left-context-(-?[0-9]+) ]]; then
+    if [[ ${BASH_REMATCH[1]} == -1 ]]; then
+      settings+=", full context"
+    else
+      settings+=", chunk ${BASH_REMATCH[1]} left ${BASH_REMATCH[2]}"
+    fi
+  fi
+  local wer
+  wer="$(awk -F'\t' 'NR == 2 { print $NF; exit }' "$f")"
+  echo "$method|$test_set|${wer:-?}|$settings"
 }
 
 do_results() {
-  local dir="$RECIPE/$exp_dir/greedy_search" f found=0
-  echo "WER (greedy_search), from egs/synth/ASR/$exp_dir/greedy_search/wer-summary-*.txt:"
-  for f in "$dir"/wer-summary-*.txt; do
-    [[ -e "$f" ]] || continue
-    found=1
-    # icefall's layout: a "settings<TAB>WER" header, then one "<settings><TAB><wer>" line each.
-    local name="${f##*/wer-summary-}"
-    name="${name%.txt}"
-    echo "  == $name"
-    sed -e 's/^/     /' "$f"
-  done
-  if [[ $found -eq 0 ]]; then
+  local exp="$RECIPE/$exp_dir" files=() f
+  if [[ -d "$exp" ]]; then
+    mapfile -t files < <(find "$exp" -name 'wer-summary-*.txt' -type f | LC_ALL=C sort)
+  fi
+  echo "WER (%) from egs/synth/ASR/$exp_dir/**/wer-summary-*.txt:"
+  if [[ ${#files[@]} -eq 0 ]]; then
     echo "  (none yet: decode has not written any wer-summary-*.txt)"
     stage_note="no WER files yet"
-  else
-    stage_note="printed $(compgen -G "$dir/wer-summary-*.txt" | wc -l) WER file(s)"
+    return 0
   fi
+  local fmt="  %-24s | %-11s | %6s | %s\n" previous="" row method test_set wer settings
+  # shellcheck disable=SC2059  # the format is the variable above
+  printf "$fmt" "method" "test set" "WER" "settings"
+  for f in "${files[@]}"; do
+    row="$(wer_row "$f" "$exp")"
+    IFS='|' read -r method test_set wer settings <<<"$row"
+    # One block per method: the name is written on its first row only.
+    if [[ "$method" == "$previous" ]]; then
+      # shellcheck disable=SC2059
+      printf "$fmt" "" "$test_set" "$wer" "$settings"
+    else
+      # shellcheck disable=SC2059
+      printf "$fmt" "$method" "$test_set" "$wer" "$settings"
+    fi
+    previous=$method
+  done
+  stage_note="${#files[@]} WER result(s)"
 }
 
 trap on_error ERR
@@ -268,8 +447,9 @@ fi
 run_stage 1 prepare do_prepare
 run_stage 2 train do_train
 run_stage 3 decode do_decode
-run_stage 4 export do_export
-run_stage 5 results do_results
+run_stage 4 streaming do_streaming
+run_stage 5 export do_export
+run_stage 6 results do_results
 trap - ERR
 
 echo ""
