@@ -154,3 +154,17 @@ def test_training_step_matches_reference_mode():
         # and single elements of nearly cancelling sums can differ a lot relatively.
         error = (fast_grads[name] - ref).abs().max().item()
         assert error <= 1e-3 * ref.abs().max().item() + 1e-6, (name, error)
+
+
+def test_training_step_under_bf16_autocast_on_cpu():
+    """The fast paths must fall back or cope when autocast mixes dtypes."""
+    torch.manual_seed(0)
+    model = _tiny_model()
+    model.train()
+    set_batch_count(model, 0.0)
+    x = torch.randn(2, 120, 80)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        simple, pruned, _ = model(x, torch.tensor([120, 100]), [[3, 4, 5], [6, 7]], prune_range=3)
+    (simple + pruned).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads)

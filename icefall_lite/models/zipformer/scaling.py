@@ -993,8 +993,9 @@ class _DepthwiseConv2dFunction(torch.autograd.Function):
 def depthwise_conv2d(x: Tensor, conv: nn.Conv2d) -> Tensor:
     """``conv(x)`` for a depthwise, stride-1, odd-kernel Conv2d with "same" padding.
 
-    In a training forward that needs gradients (and outside :func:`reference_implementations`)
-    the backward is :class:`_DepthwiseConv2dFunction`'s; otherwise this is just ``conv(x)``.
+    In a float32 CPU training forward that needs gradients (and outside
+    :func:`reference_implementations`) the backward is :class:`_DepthwiseConv2dFunction`'s;
+    otherwise (CUDA, autocast, eval) this is just ``conv(x)``.
 
     Shapes: x (N, C, T, F); output (N, C, T, F).
     """
@@ -1007,6 +1008,14 @@ def depthwise_conv2d(x: Tensor, conv: nn.Conv2d) -> Tensor:
         and kh % 2 == 1
         and kw % 2 == 1
         and conv.padding_mode == "zeros"
+    )
+    # CPU only: cuDNN's depthwise backward is already fast. Plain float only: under autocast
+    # the saved input and the incoming gradient would have different dtypes.
+    fast_ok = (
+        fast_ok
+        and x.device.type == "cpu"
+        and x.dtype == conv.weight.dtype
+        and not torch.is_autocast_enabled(x.device.type)
     )
     needs_grad = x.requires_grad or conv.weight.requires_grad
     if not fast_ok or not needs_grad or _use_reference_implementations:
