@@ -62,6 +62,7 @@ from icefall_lite.dist import (
 )
 from icefall_lite.models import build_model, check_model_arguments, transducer_loss_scales
 from icefall_lite.models.zipformer.scaling import set_batch_count
+from icefall_lite.rnnt import add_rnnt_backend_argument, resolve_backend, set_backend
 from icefall_lite.utils import (
     AttributeDict,
     MetricsTracker,
@@ -105,6 +106,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     (``--world-size``, ``--master-port``, ``--use-ddp-launch``, ``--dist-timeout``).
     """
     add_dist_arguments(parser)
+    add_rnnt_backend_argument(parser)
     group = parser.add_argument_group("training")
     group.add_argument(
         "--tensorboard", type=str2bool, default=True, help="Write TensorBoard scalars."
@@ -911,6 +913,8 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
     fix_random_seed(params.seed)
     setup_logger(f"{params.exp_dir}/log/log-train")
     logging.info("Training started")
+    set_backend(params.get("rnnt_backend", "auto"))
+    logging.info(f"Pruned RNN-T loss backend: {resolve_backend(device)}")
 
     tb_writer = None
     if rank == 0 and params.tensorboard:

@@ -339,3 +339,12 @@ def test_best_checkpoint_copy_ignores_a_stale_temporary_name(tmp_path):
         "best-valid-loss.pt",
         "epoch-3.pt",
     ]
+
+
+def test_rnnt_backend_flag_is_a_training_flag():
+    parser = argparse.ArgumentParser()
+    add_training_arguments(parser)
+    assert parser.parse_args([]).rnnt_backend == "auto"
+    assert parser.parse_args(["--rnnt-backend", "builtin"]).rnnt_backend == "builtin"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--rnnt-backend", "warp"])
