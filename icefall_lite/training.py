@@ -15,7 +15,8 @@ Files written under ``--exp-dir`` follow icefall: ``epoch-N.pt``, ``checkpoint-<
 ``best-train-loss.pt``, ``best-valid-loss.pt``, ``log/log-train-*``, ``tensorboard/``.
 
 Exact resume: a checkpoint holds, besides model/average/optimizer/scheduler/scaler, the sampler
-position, every rank's RNG states and the running loss tracker. Resuming with ``--start-batch``
+position, every rank's RNG states and adaptive regulariser state (``Whiten`` probabilities, kept
+out of the model's ``state_dict``) and the running loss tracker. Resuming with ``--start-batch``
 (or ``--start-epoch``) restores them so that, on CPU with ``--num-workers 0``, the final
 parameters are bit-identical to those of an unbroken run.
 """
@@ -61,7 +62,11 @@ from icefall_lite.dist import (
     setup_dist,
 )
 from icefall_lite.models import build_model, check_model_arguments, transducer_loss_scales
-from icefall_lite.models.zipformer.scaling import set_batch_count
+from icefall_lite.models.zipformer.scaling import (
+    get_regulariser_state,
+    set_batch_count,
+    set_regulariser_state,
+)
 from icefall_lite.rnnt import add_rnnt_backend_argument, resolve_backend, set_backend
 from icefall_lite.utils import (
     AttributeDict,
@@ -80,6 +85,7 @@ __all__ = [
     "compute_loss",
     "compute_validation_loss",
     "get_training_params",
+    "restore_regulariser_state",
     "run",
     "scan_pessimistic_batches_for_oom",
     "train",
@@ -316,14 +322,51 @@ def preserved_rng_state():
         restore_rng_state(state)
 
 
-def _gather_rng_states(world_size: int) -> List[Dict[str, Any]]:
-    """Every rank's RNG states, in rank order (a collective call when world_size > 1)."""
-    state = capture_rng_state()
+def _gather_per_rank(state: Dict[str, Any], world_size: int) -> List[Dict[str, Any]]:
+    """Every rank's ``state``, in rank order (a collective call when world_size > 1)."""
     if world_size == 1:
         return [state]
     gathered: List[Optional[Dict[str, Any]]] = [None] * world_size
     dist.all_gather_object(gathered, state)
     return gathered
+
+
+def _gather_rng_states(world_size: int) -> List[Dict[str, Any]]:
+    """Every rank's RNG states, in rank order (a collective call when world_size > 1)."""
+    return _gather_per_rank(capture_rng_state(), world_size)
+
+
+def _gather_regulariser_states(model: nn.Module, world_size: int) -> List[Dict[str, float]]:
+    """Every rank's adaptive regulariser state (see ``get_regulariser_state``), in rank order; a
+    collective call when world_size > 1. Ranks differ: each adapts on its own batches."""
+    return _gather_per_rank(get_regulariser_state(_unwrap(model)), world_size)
+
+
+def restore_regulariser_state(
+    model: nn.Module, checkpoint: Dict[str, Any], rank: int, world_size: int
+) -> None:
+    """Put this rank's adaptive regulariser state from a training checkpoint into ``model``.
+
+    A checkpoint from before this state was saved has no ``regulariser_states``: the defaults
+    are kept (and logged). One written with another world size (possible with
+    ``--start-epoch``) gives every rank rank 0's state.
+    """
+    states = checkpoint.get("regulariser_states")
+    if states is None:
+        logging.info(
+            "The checkpoint has no regulariser state (written by an older version): "
+            "Whiten probabilities start from their defaults"
+        )
+        return
+    if len(states) == world_size:
+        state = states[rank]
+    else:
+        logging.warning(
+            f"The checkpoint holds regulariser state for {len(states)} rank(s), this run has "
+            f"{world_size}: every rank starts from rank 0's"
+        )
+        state = states[0]
+    set_regulariser_state(_unwrap(model), state)
 
 
 # --------------------------------------------------------------------------------------------
@@ -487,14 +530,21 @@ def save_training_checkpoint(
     rng_states: List[Dict[str, Any]],
     train_loss_tracker: Optional[MetricsTracker],
     rank: int,
+    regulariser_states: List[Dict[str, float]],
 ) -> None:
-    """Write everything an exact resume needs (rank 0 writes; others return)."""
+    """Write everything an exact resume needs (rank 0 writes; others return).
+
+    ``rng_states`` and ``regulariser_states`` hold every rank's state in rank order
+    (``_gather_rng_states`` / ``_gather_regulariser_states``, called on all ranks).
+    """
     if rank != 0:
         return
-    # Every rank's RNG states (save_checkpoint's own "rng_state" is rank 0's only); params
-    # are stored as plain types by save_checkpoint.
+    # Every rank's RNG states (save_checkpoint's own "rng_state" is rank 0's only) and
+    # regulariser states (outside the model's state_dict, whose format averaging and export
+    # rely on); params are stored as plain types by save_checkpoint.
     extra = dict(params)
     extra["rng_states"] = rng_states
+    extra["regulariser_states"] = regulariser_states
     extra["train_loss_tracker"] = dict(train_loss_tracker) if train_loss_tracker else {}
     save_checkpoint(
         filename,
@@ -525,6 +575,7 @@ def save_epoch_checkpoint(
     sampler: Any,
     rng_states: List[Dict[str, Any]],
     rank: int,
+    regulariser_states: List[Dict[str, float]],
 ) -> None:
     """``epoch-N.pt``, copied to ``best-train-loss.pt`` / ``best-valid-loss.pt`` when best."""
     if rank != 0:
@@ -543,6 +594,7 @@ def save_epoch_checkpoint(
         rng_states,
         None,
         rank,
+        regulariser_states,
     )
     if params.best_train_epoch == params.cur_epoch:
         _copy_atomically(filename, exp_dir / "best-train-loss.pt")
@@ -734,6 +786,7 @@ def _after_step(
 
     if params.save_every_n > 0 and step % params.save_every_n == 0:
         rng_states = _gather_rng_states(world_size)
+        regulariser_states = _gather_regulariser_states(model, world_size)
         save_training_checkpoint(
             Path(params.exp_dir) / f"checkpoint-{step}.pt",
             params,
@@ -746,6 +799,7 @@ def _after_step(
             rng_states,
             tot_loss,
             rank,
+            regulariser_states,
         )
         remove_checkpoints(out_dir=params.exp_dir, topk=params.keep_last_k, rank=rank)
 
@@ -957,6 +1011,8 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
         )
         for key in _RESUMED_KEYS:
             params[key] = checkpoint[key]
+        # Whiten probabilities carry over between epochs too, so both resume kinds restore them.
+        restore_regulariser_state(model, checkpoint, rank, world_size)
         if params.start_batch > 0:
             params.start_epoch = checkpoint["cur_epoch"]
 
@@ -1024,6 +1080,7 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
             resume_state = None
             _validate_and_log(params, model, sp, valid_dl, tb_writer, world_size)
             rng_states = _gather_rng_states(world_size)
+            regulariser_states = _gather_regulariser_states(model, world_size)
             save_epoch_checkpoint(
                 params,
                 model,
@@ -1034,6 +1091,7 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
                 train_dl.sampler,
                 rng_states,
                 rank,
+                regulariser_states,
             )
             logging.info(
                 f"Epoch {epoch} done: train loss {params.train_loss:.4g}, valid loss "

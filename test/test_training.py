@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from icefall_lite.data import AsrDataModule
 from icefall_lite.models import AsrModel, Decoder, Joiner, add_model_arguments
+from icefall_lite.models.zipformer.scaling import Whiten
 from icefall_lite.training import (
     NonFiniteLossError,
     add_training_arguments,
@@ -18,6 +19,7 @@ from icefall_lite.training import (
     compute_loss,
     compute_validation_loss,
     get_training_params,
+    restore_regulariser_state,
     train_one_epoch,
 )
 from icefall_lite.utils import AttributeDict
@@ -74,6 +76,9 @@ class _Scheduler:
 
     def get_last_lr(self):
         return [0.1]
+
+    def state_dict(self):
+        return {"batches": list(self.batches)}
 
 
 class _Cut:
@@ -348,3 +353,70 @@ def test_rnnt_backend_flag_is_a_training_flag():
     assert parser.parse_args(["--rnnt-backend", "builtin"]).rnnt_backend == "builtin"
     with pytest.raises(SystemExit):
         parser.parse_args(["--rnnt-backend", "warp"])
+
+
+# ---------------------------------------------------------------- regulariser state on resume
+
+
+class _WhitenedEncoder(_Encoder):
+    """The per-frame MLP followed by a Whiten that always runs at first and never finds a
+    violation, so its first backward moves ``prob`` from max_prob (1.0) to min_prob (0.05)."""
+
+    def __init__(self, dim):
+        super().__init__(dim)
+        self.whiten = Whiten(num_groups=1, whitening_limit=1e9, prob=(0.05, 1.0), grad_scale=0.01)
+
+    def forward(self, x, x_lens, src_key_padding_mask):
+        return self.whiten(self.net(x)), x_lens
+
+
+def _whitened_model() -> AsrModel:
+    model = _model()
+    model.encoder = _WhitenedEncoder(16)
+    return model
+
+
+def test_training_checkpoint_restores_the_adapted_whiten_prob(tmp_path):
+    from icefall_lite.checkpoint import load_checkpoint, read_checkpoint
+
+    torch.manual_seed(0)
+    model = _whitened_model()
+    params = _params(exp_dir=tmp_path, save_every_n=2)
+    _train(params, model, _fixed_batches(2))
+    assert model.encoder.whiten.prob == 0.05  # adapted during training
+
+    resumed = _whitened_model()
+    assert resumed.encoder.whiten.prob == 1.0
+    # The model's state_dict format is untouched: the state lives beside it.
+    assert set(read_checkpoint(tmp_path / "checkpoint-2.pt")["model"]) == set(model.state_dict())
+    checkpoint = load_checkpoint(tmp_path / "checkpoint-2.pt", model=resumed)
+    assert checkpoint["regulariser_states"] == [{"encoder.whiten.prob": 0.05}]
+    restore_regulariser_state(resumed, checkpoint, rank=0, world_size=1)
+    assert resumed.encoder.whiten.prob == 0.05
+
+
+def test_epoch_checkpoint_keeps_every_ranks_regulariser_state(tmp_path):
+    from icefall_lite.checkpoint import load_checkpoint
+    from icefall_lite.training import save_epoch_checkpoint
+
+    model = _whitened_model()
+    params = _params(exp_dir=tmp_path, best_train_epoch=0, best_valid_epoch=0)
+    per_rank = [{"encoder.whiten.prob": 0.05}, {"encoder.whiten.prob": 0.25}]
+    save_epoch_checkpoint(params, model, None, None, None, None, None, [{}, {}], 0, per_rank)
+    checkpoint = load_checkpoint(tmp_path / "epoch-1.pt", model=_whitened_model())
+    for rank in (0, 1):
+        resumed = _whitened_model()
+        restore_regulariser_state(resumed, checkpoint, rank=rank, world_size=2)
+        assert resumed.encoder.whiten.prob == per_rank[rank]["encoder.whiten.prob"]
+    # Another world size (allowed with --start-epoch): every rank takes rank 0's state.
+    resumed = _whitened_model()
+    restore_regulariser_state(resumed, checkpoint, rank=2, world_size=3)
+    assert resumed.encoder.whiten.prob == 0.05
+
+
+def test_checkpoint_without_regulariser_state_keeps_the_defaults(caplog):
+    model = _whitened_model()
+    with caplog.at_level(logging.INFO):
+        restore_regulariser_state(model, {"model": model.state_dict()}, rank=0, world_size=1)
+    assert model.encoder.whiten.prob == 1.0
+    assert "no regulariser state" in caplog.text and "defaults" in caplog.text

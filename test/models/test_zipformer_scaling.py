@@ -13,9 +13,11 @@ from icefall_lite.models.zipformer.scaling import (
     SwooshL,
     SwooshR,
     Whiten,
+    get_regulariser_state,
     limit_param_value,
     penalize_abs_values_gt,
     set_batch_count,
+    set_regulariser_state,
     whitening_metric,
 )
 
@@ -118,3 +120,61 @@ def test_relative_positions_line_up():
     # offset 0 sits at index num_keys - 1 and is the same embedding with or without left context
     emb0 = pos(torch.zeros(num_queries, 1, 4))
     torch.testing.assert_close(emb[0, num_keys - 1], emb0[0, num_queries - 1])
+
+
+def _mini_zipformer() -> torch.nn.Module:
+    from icefall_lite.models.zipformer import build_zipformer, preset_params
+
+    encoder_embed, encoder = build_zipformer(
+        preset_params(
+            "tiny",
+            num_encoder_layers="1",
+            downsampling_factor="1,2",
+            feedforward_dim="64",
+            num_heads="2",
+            encoder_dim="32,48",
+            encoder_unmasked_dim="32",
+            cnn_module_kernel="7",
+        )
+    )
+    return torch.nn.ModuleDict({"encoder_embed": encoder_embed, "encoder": encoder})
+
+
+def test_whiten_prob_adapts_and_round_trips_through_the_regulariser_state():
+    torch.manual_seed(0)
+    correlated = torch.randn(2000, 1).expand(2000, 8) + 0.01 * torch.randn(2000, 8)
+    whiten = Whiten(num_groups=1, whitening_limit=2.0, prob=(0.1, 0.7), grad_scale=0.1)
+    whiten.prob = 1.0  # make sure it runs on the next batch
+    _grad_through(whiten, torch.randn(2000, 8))  # within the limit: checked less often
+    assert get_regulariser_state(whiten) == {"prob": 0.1}
+    whiten.prob = 1.0
+    _grad_through(whiten, correlated)  # violated: checked more often again
+    assert get_regulariser_state(whiten) == {"prob": 0.7}
+
+    model = _mini_zipformer()
+    state = get_regulariser_state(model)
+    assert len(state) >= 5 and all(key.endswith(".prob") for key in state)
+    # Every Whiten module gets its own value, as if each had adapted differently.
+    mutated = {key: 0.01 * (i + 1) for i, key in enumerate(sorted(state))}
+    set_regulariser_state(model, mutated)
+    assert get_regulariser_state(model) == mutated
+
+    fresh = _mini_zipformer()
+    assert get_regulariser_state(fresh) != mutated
+    set_regulariser_state(fresh, mutated)
+    assert get_regulariser_state(fresh) == mutated
+    whitens = [m for m in fresh.modules() if isinstance(m, Whiten)]
+    assert sorted(m.prob for m in whitens) == sorted(mutated.values())
+    # Kept out of the model's state_dict (averaging and export rely on its format).
+    assert not any(key.endswith("prob") for key in fresh.state_dict())
+
+
+def test_regulariser_state_of_another_model_is_rejected():
+    model = _mini_zipformer()
+    before = get_regulariser_state(model)
+    wrong = dict(before)
+    wrong.pop(sorted(wrong)[0])
+    wrong["encoder.no_such_module.prob"] = 0.5
+    with pytest.raises(ValueError, match="does not match the model.*no_such_module"):
+        set_regulariser_state(model, {key: 0.3 for key in wrong})
+    assert get_regulariser_state(model) == before

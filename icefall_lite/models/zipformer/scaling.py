@@ -29,7 +29,7 @@ versions are kept as references, selected by :func:`reference_implementations` (
 import contextlib
 import math
 import random
-from typing import Iterator, List, Optional, Tuple, Union
+from typing import Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -608,8 +608,9 @@ class Whiten(nn.Module):
     gradients only, when :func:`whitening_metric` exceeds ``whitening_limit``.
 
     Runs on a random fraction of training batches: ``prob`` switches between ``min_prob`` (while
-    the limit holds) and ``max_prob`` (after a violation). Forward is the identity; does nothing
-    in eval mode or under TorchScript.
+    the limit holds) and ``max_prob`` (after a violation). ``prob`` is not in ``state_dict()``;
+    training checkpoints keep it through :func:`get_regulariser_state`. Forward is the identity;
+    does nothing in eval mode or under TorchScript.
 
     Shapes: input (..., C); output the same.
     """
@@ -644,6 +645,55 @@ class Whiten(nn.Module):
         if float(self.grad_scale) == 0.0 or random.random() > self.prob:
             return _identity(x)
         return _WhitenFunction.apply(x, self)
+
+
+# Training-time state of the regularisers that is neither a parameter nor a buffer (so it is not
+# in ``state_dict()``) yet changes while training: only ``Whiten.prob``, which backward moves
+# between ``min_prob`` and ``max_prob``. (Balancer's ``prob`` and every ScheduledFloat are
+# functions of the batch count, which set_batch_count() re-derives from ``batch_idx_train``.)
+# It stays out of state_dict() so that averaged and exported checkpoints keep their format; the
+# training checkpoint stores it separately, per rank, through these two functions.
+
+
+def _regulariser_state_key(module_name: str) -> str:
+    return f"{module_name}.prob" if module_name else "prob"
+
+
+def get_regulariser_state(model: nn.Module) -> Dict[str, float]:
+    """The adaptive regulariser state of ``model`` (unwrap DDP first), e.g.
+    ``{"encoder.encoders.0.layers.1.self_attn_weights.whiten_keys.prob": 0.025, ...}``:
+    one ``"<module name>.prob"`` entry per :class:`Whiten` module. Empty for a model without
+    any."""
+    return {
+        _regulariser_state_key(name): float(module.prob)
+        for name, module in model.named_modules()
+        if isinstance(module, Whiten)
+    }
+
+
+def set_regulariser_state(model: nn.Module, state: Dict[str, float]) -> None:
+    """Restore what :func:`get_regulariser_state` returned, into a model of the same structure.
+
+    Raises:
+      ValueError naming the entries when ``state`` and the model's regularisers do not match
+      (a different model configuration); the model is left unchanged then.
+    """
+    modules = {
+        _regulariser_state_key(name): module
+        for name, module in model.named_modules()
+        if isinstance(module, Whiten)
+    }
+    missing = sorted(set(modules) - set(state))
+    unexpected = sorted(set(state) - set(modules))
+    if missing or unexpected:
+        raise ValueError(
+            "regulariser state does not match the model: "
+            f"missing {missing[:3]}{'...' if len(missing) > 3 else ''} ({len(missing)}), "
+            f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''} "
+            f"({len(unexpected)})"
+        )
+    for key, module in modules.items():
+        module.prob = float(state[key])
 
 
 class _WithLoss(torch.autograd.Function):
@@ -1050,10 +1100,12 @@ __all__ = [
     "Whiten",
     "convert_num_channels",
     "depthwise_conv2d",
+    "get_regulariser_state",
     "limit_param_value",
     "penalize_abs_values_gt",
     "reference_implementations",
     "set_batch_count",
+    "set_regulariser_state",
     "swoosh_l",
     "swoosh_r",
     "using_reference_implementations",
