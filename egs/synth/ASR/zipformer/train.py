@@ -41,14 +41,16 @@ from icefall_lite.utils import AttributeDict
 # (--ref-duration 10: each step counts as 10x its audio against icefall's 600 s reference).
 SYNTH_DEFAULTS = dict(
     model_size="tiny",
+    # One causal model serves both offline decoding (--chunk-size -1) and streaming.
+    causal=True,
     decoder_dim=256,
     joiner_dim=256,
-    num_epochs=3,
+    num_epochs=2,
     base_lr=0.045,
     lr_batches=500,
     lr_epochs=2,
     warm_step=200,
-    max_duration=100,
+    max_duration=80,
     ref_duration=10,
     save_every_n=100,
     keep_last_k=5,
