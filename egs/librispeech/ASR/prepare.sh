@@ -32,26 +32,7 @@ enable_musan=true
 
 . shared/parse_options.sh || exit 1
 
-log() {
-  local fname=${BASH_SOURCE[1]##*/}
-  echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
-
-run_stage() {
-  local n=$1 name=$2
-  shift 2
-  if [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ]; then
-    if [ -f "data/.stage$n.done" ]; then
-      log "Stage $n ($name): done before (data/.stage$n.done), skipping"
-      return 0
-    fi
-    log "Stage $n: $name"
-    local start=$SECONDS
-    "$@"
-    touch "data/.stage$n.done"
-    log "Stage $n ($name) took $((SECONDS - start)) s"
-  fi
-}
+. shared/stages.sh || exit 1
 
 python=${PYTHON:-python3}
 # lhotse's CLI, from the same Python environment as the local/ scripts.

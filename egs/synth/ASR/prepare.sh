@@ -35,27 +35,7 @@ perturb_speed=false # add 0.9/1.1 speed-perturbed copies of train (3x fbank time
 
 . shared/parse_options.sh || exit 1
 
-log() {
-  local fname=${BASH_SOURCE[1]##*/}
-  echo -e "$(date '+%Y-%m-%d %H:%M:%S') (${fname}:${BASH_LINENO[0]}:${FUNCNAME[1]}) $*"
-}
-
-# Runs "$@" as stage $1 if it is in range and not done yet; logs how long it took.
-run_stage() {
-  local n=$1 name=$2
-  shift 2
-  if [ "$stage" -le "$n" ] && [ "$stop_stage" -ge "$n" ]; then
-    if [ -f "data/.stage$n.done" ]; then
-      log "Stage $n ($name): done before (data/.stage$n.done), skipping"
-      return 0
-    fi
-    log "Stage $n: $name"
-    local start=$SECONDS
-    "$@"
-    touch "data/.stage$n.done"
-    log "Stage $n ($name) took $((SECONDS - start)) s"
-  fi
-}
+. shared/stages.sh || exit 1
 
 python=${PYTHON:-python3}
 mkdir -p data/local data/manifests data/fbank download

@@ -1,0 +1,1 @@
+../../../synth/ASR/shared/stages.sh
