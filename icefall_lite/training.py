@@ -119,6 +119,13 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--num-epochs", type=int, default=30, help="Last epoch to train.")
     group.add_argument(
+        "--num-threads",
+        type=int,
+        default=0,
+        help="PyTorch intra-op threads per process; 0: all cores, divided among CPU ranks. "
+        "On a shared or loaded CPU, 1 is often fastest.",
+    )
+    group.add_argument(
         "--start-epoch",
         type=int,
         default=1,
@@ -257,6 +264,7 @@ def check_training_arguments(params: AttributeDict) -> None:
     for flag, value in (
         ("--start-batch", params.start_batch),
         ("--save-every-n", params.save_every_n),
+        ("--num-threads", params.get("num_threads", 0)),
     ):
         if value < 0:
             raise ValueError(f"{flag} must be non-negative, got {value}")
@@ -953,7 +961,9 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
     params.exp_dir = Path(params.exp_dir)
     params.world_size = world_size  # under torchrun, --world-size is not what counts
     device = choose_device(rank)
-    if device.type == "cpu" and world_size > 1:
+    if params.get("num_threads", 0) > 0:
+        torch.set_num_threads(params.num_threads)
+    elif device.type == "cpu" and world_size > 1:
         # Ranks share the CPU cores: one intra-op pool per rank of cores / ranks threads.
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
     if world_size > 1:

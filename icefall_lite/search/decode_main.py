@@ -8,7 +8,7 @@ and :func:`run_decode`.
 import argparse
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -66,6 +66,33 @@ def get_decode_parser(test_sets: Sequence[str], description: str) -> argparse.Ar
     return parser
 
 
+def parse_decode_params(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str],
+    defaults: Mapping[str, Any],
+    check: Optional[Callable[[AttributeDict], None]] = None,
+) -> Tuple[argparse.Namespace, AttributeDict]:
+    """Parse a decoding command line into the recipe's params, completed from the checkpoint.
+
+    Flags override ``defaults``; model flags the user did not give are taken from the params
+    stored in the checkpoint that ``--epoch/--iter`` select (a given one that contradicts them
+    is an error). ``check``, if given, validates the flags before any checkpoint is read.
+    Returns:
+      (the parsed flags, the merged params).
+    """
+    args = parser.parse_args(list(argv))
+    explicit = explicit_arguments(parser, argv)
+    params = AttributeDict(defaults)
+    params.update(vars(args))
+    params.exp_dir = Path(params.exp_dir)
+    if params.num_threads > 0:
+        torch.set_num_threads(params.num_threads)
+    if check is not None:
+        check(params)
+    resolve_model_params(params, model_flag_names(), explicit)
+    return args, params
+
+
 def run_decode(
     parser: argparse.ArgumentParser,
     argv: Sequence[str],
@@ -80,15 +107,7 @@ def run_decode(
     Returns:
       test set -> (WER % or None, DecodeStats).
     """
-    args = parser.parse_args(list(argv))
-    explicit = explicit_arguments(parser, argv)
-    params = AttributeDict(defaults)
-    params.update(vars(args))
-    params.exp_dir = Path(params.exp_dir)
-    if params.num_threads > 0:
-        torch.set_num_threads(params.num_threads)
-
-    resolve_model_params(params, model_flag_names(), explicit)
+    args, params = parse_decode_params(parser, argv, defaults)
     params.res_dir = params.exp_dir / params.decoding_method
     params.suffix = decoding_suffix(params)
     setup_logger(f"{params.res_dir}/log-decode-{params.suffix}")

@@ -8,7 +8,6 @@ one model can be compared file by file.
 
 import argparse
 import logging
-from pathlib import Path
 from typing import Any, Dict, Iterator, Mapping, Sequence, Tuple
 
 import torch
@@ -18,13 +17,9 @@ from icefall_lite.data import AsrDataModule, load_bpe_model
 from icefall_lite.models import build_model
 from icefall_lite.models.zipformer.presets import parse_int_list
 from icefall_lite.models.zipformer.streaming import ZipformerStreamingEncoder
-from icefall_lite.search.decode_main import get_decode_parser, model_flag_names
+from icefall_lite.search.decode_main import get_decode_parser, parse_decode_params
 from icefall_lite.search.decoding import decoding_suffix, result_key, save_results
-from icefall_lite.search.model_loading import (
-    build_averaged_model,
-    explicit_arguments,
-    resolve_model_params,
-)
+from icefall_lite.search.model_loading import build_averaged_model
 from icefall_lite.streaming.decode import StreamingStats, streaming_decode
 from icefall_lite.streaming.search import STREAMING_DECODING_METHODS, StreamingSearch
 from icefall_lite.utils import AttributeDict, setup_logger
@@ -56,6 +51,14 @@ def _first(value: Any, flag: str) -> int:
     return parse_int_list(value, flag)[0]
 
 
+def _check_method(params: AttributeDict) -> None:
+    if params.decoding_method not in STREAMING_DECODING_METHODS:
+        raise ValueError(
+            f"--decoding-method {params.decoding_method}: streaming supports "
+            f"{', '.join(STREAMING_DECODING_METHODS)}"
+        )
+
+
 def run_streaming_decode(
     parser: argparse.ArgumentParser,
     argv: Sequence[str],
@@ -71,19 +74,7 @@ def run_streaming_decode(
     Returns:
       test set -> (WER % or None, timing).
     """
-    args = parser.parse_args(list(argv))
-    explicit = explicit_arguments(parser, argv)
-    params = AttributeDict(defaults)
-    params.update(vars(args))
-    params.exp_dir = Path(params.exp_dir)
-    if params.num_threads > 0:
-        torch.set_num_threads(params.num_threads)
-    if params.decoding_method not in STREAMING_DECODING_METHODS:
-        raise ValueError(
-            f"--decoding-method {params.decoding_method}: streaming supports "
-            f"{', '.join(STREAMING_DECODING_METHODS)}"
-        )
-    resolve_model_params(params, model_flag_names(), explicit)
+    args, params = parse_decode_params(parser, argv, defaults, check=_check_method)
     if not params.get("causal"):
         raise ValueError(
             f"--epoch/--iter: the model in {params.exp_dir} was not trained with --causal 1; "
