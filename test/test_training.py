@@ -283,6 +283,7 @@ def bpe_file(tmp_path):
         ({"accum_grad": 0}, "--accum-grad"),
         ({"keep_last_k": 0}, "--keep-last-k"),
         ({"start_batch": -1}, "--start-batch"),
+        ({"num_threads": -2}, "--num-threads"),
         ({"start_epoch": 5, "num_epochs": 3}, "--start-epoch"),
         ({"start_batch": 100}, "--start-batch"),
         ({"start_epoch": 3}, "--start-epoch"),

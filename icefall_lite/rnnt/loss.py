@@ -142,10 +142,12 @@ def _check_symbols(symbols: Tensor, B: int, S: int, where: str) -> None:
 def _additive_normalizers(lm: Tensor, am: Tensor) -> Tensor:
     """log sum_c exp(lm[b, s, c] + am[b, t, c]) for all (s, t) as one matmul: (B, S + 1, T).
 
-    Each side is shifted by its max before exp() so that the products stay in range.
+    Each side is shifted by its max before exp() so that the products stay in range. The shifts
+    cancel exactly, so they are detached: autograd through max() would scatter a gradient into
+    the arg-max positions that sums to zero anyway (and amax() is much cheaper than max()).
     """
-    lm_max = lm.max(dim=2, keepdim=True).values  # (B, S + 1, 1)
-    am_max = am.max(dim=2, keepdim=True).values  # (B, T, 1)
+    lm_max = lm.detach().amax(dim=2, keepdim=True)  # (B, S + 1, 1)
+    am_max = am.detach().amax(dim=2, keepdim=True)  # (B, T, 1)
     products = torch.matmul((lm - lm_max).exp(), (am - am_max).exp().transpose(1, 2))
     # `tiny` keeps log() finite when every product underflows.
     return (products + torch.finfo(lm.dtype).tiny).log() + lm_max + am_max.transpose(1, 2)
