@@ -13,8 +13,8 @@
 #   1 prepare    ./prepare.sh                 (corpus, fbank, BPE)
 #   2 train      ./zipformer/train.py         (checkpoints in zipformer/exp)
 #   3 decode     ./zipformer/decode.py, full context (--chunk-size -1 --left-context-frames -1),
-#                --decoding-method greedy_search, then modified_beam_search --beam-size 4,
-#                on dev, test-synth and test-human
+#                --decoding-method greedy_search, then modified_beam_search --beam-size 4, then
+#                ctc_greedy_search for a model with a CTC head; on dev, test-synth and test-human
 #   4 streaming  ./zipformer/streaming_decode.py --chunk-size 16 --left-context-frames 128
 #                --decoding-method greedy_search (320 ms chunks; results in
 #                <exp-dir>/streaming/greedy_search); skipped with a note for a model trained
@@ -207,19 +207,22 @@ need_checkpoint() {
   return 1
 }
 
-# Sets causal to 1 when the checkpoint was trained with --causal 1, else 0, from the params
-# stored at the top level of the checkpoint (read as decode.py reads them); remembered per file,
-# as loading torch takes a while.
-causal_checked_for=""
-check_causal() {
-  [[ "$causal_checked_for" == "$1" ]] && return 0
-  causal="$(PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -c '
+# Sets causal (trained with --causal 1) and has_ctc (trained with --use-ctc 1) to 1 or 0 from
+# the params stored at the top level of the checkpoint (read as decode.py reads them);
+# remembered per file, as loading torch takes a while.
+flags_checked_for=""
+check_model_flags() {
+  [[ "$flags_checked_for" == "$1" ]] && return 0
+  local flags
+  flags="$(PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -c '
 import sys
 from icefall_lite.checkpoint import read_checkpoint
 from icefall_lite.search.model_loading import stored_params
-print(int(bool(stored_params(read_checkpoint(sys.argv[1])).get("causal"))))
+params = stored_params(read_checkpoint(sys.argv[1]))
+print(int(bool(params.get("causal"))), int(bool(params.get("use_ctc"))))
 ' "$1")"
-  causal_checked_for=$1
+  read -r causal has_ctc <<<"$flags"
+  flags_checked_for=$1
 }
 
 do_setup() {
@@ -266,7 +269,15 @@ do_decode() {
   # shellcheck disable=SC2086
   in_recipe python3 ./zipformer/decode.py "${args[@]}" \
     --decoding-method modified_beam_search --beam-size 4 ${DECODE_ARGS:-}
-  stage_note="greedy_search, modified_beam_search (full context)"
+  stage_note="greedy_search, modified_beam_search"
+  check_model_flags "$checkpoint"
+  if [[ "$has_ctc" == 1 ]]; then
+    # shellcheck disable=SC2086
+    in_recipe python3 ./zipformer/decode.py "${args[@]}" --decoding-method ctc_greedy_search \
+      ${DECODE_ARGS:-}
+    stage_note+=", ctc_greedy_search"
+  fi
+  stage_note+=" (full context)"
 }
 
 do_streaming() {
@@ -276,7 +287,7 @@ do_streaming() {
     return 0
   }
   need_checkpoint || return 0
-  check_causal "$checkpoint"
+  check_model_flags "$checkpoint"
   if [[ "$causal" != 1 ]]; then
     echo "stage $current skipped: ${checkpoint#"$RECIPE"/} was trained with --causal 0;" \
       "chunk-wise streaming needs a causal model (train without TRAIN_ARGS=\"--causal 0\")"
@@ -317,7 +328,7 @@ do_export() {
   fi
   need_checkpoint || return 0
   local args=("${epoch_avg_args[@]}" --exp-dir "$exp_dir") encoder_tag=$model_tag kind=offline
-  check_causal "$checkpoint"
+  check_model_flags "$checkpoint"
   if [[ "$causal" == 1 ]]; then
     args+=(--chunk-size "$stream_chunk" --left-context-frames "$stream_left")
     encoder_tag+="-chunk-$stream_chunk-left-$stream_left"

@@ -36,7 +36,8 @@ if name == "train":
     import shutil
     exp.mkdir(parents=True, exist_ok=True)
     causal = os.environ.get("FAKE_CAUSAL", "1")
-    made = Path(os.environ["FAKE_CHECKPOINTS"]) / f"causal-{causal}"
+    ctc = "-ctc" if os.environ.get("FAKE_CTC") == "1" else ""
+    made = Path(os.environ["FAKE_CHECKPOINTS"]) / f"causal-{causal}{ctc}"
     for e in range(1, int(os.environ.get("FAKE_EPOCHS", "3")) + 1):
         shutil.copy(made, exp / f"epoch-{e}.pt")
 if name in ("decode", "streaming_decode"):
@@ -106,11 +107,13 @@ def make_tree(tmp_path: Path, scripts: list[str], human_audio: bool = True) -> P
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """causal-1 and causal-0: checkpoints whose stored params say --causal 1 / 0 (made here,
-    where torch is loaded already, rather than in each fake train.py)."""
+    """causal-1 and causal-0: checkpoints whose stored params say --causal 1 / 0, and
+    causal-1-ctc, which also says --use-ctc 1 (made here, where torch is loaded already, rather
+    than in each fake train.py)."""
     folder = tmp_path_factory.mktemp("checkpoints")
     for causal in (0, 1):
         torch.save({"model": {}, "causal": bool(causal)}, folder / f"causal-{causal}")
+    torch.save({"model": {}, "causal": True, "use_ctc": True}, folder / "causal-1-ctc")
     return folder
 
 
@@ -236,6 +239,17 @@ def test_non_causal_model_skips_streaming_and_exports_offline(tmp_path: Path) ->
     assert "--chunk-size" not in export_onnx
     assert "--encoder-model-filename zipformer/exp/encoder-epoch-2-avg-1.onnx" in onnx
     assert "streaming/greedy_search" not in proc.stdout
+
+
+def test_model_with_a_ctc_head_is_also_decoded_with_ctc_greedy_search(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, ALL_SCRIPTS)
+    proc = run(root, "--stage", "2", "--stop-stage", "3", FAKE_EPOCHS="2", FAKE_CTC="1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    decodes = [line for line in calls(root) if line.startswith("decode ")]
+    methods = [line.split("--decoding-method ")[1].split()[0] for line in decodes]
+    assert methods == ["greedy_search", "modified_beam_search", "ctc_greedy_search"]
+    assert "--chunk-size -1 --left-context-frames -1" in decodes[2]
+    assert re.search(r"stage 3 decode .*, ctc_greedy_search \(full context\)", proc.stdout)
 
 
 def test_export_without_test_human_audio_skips_the_demo(tmp_path: Path) -> None:
