@@ -27,7 +27,9 @@
 # Options:
 #   --stage N / --stop-stage N   first / last stage to run (default 0 / 6)
 #   --num-epochs N               epochs to train (default: train.py's own default)
-#   --avg N                      checkpoints to average for decode/export (default 2; lowered
+#   --avg N                      epochs to average for decode/export with the running-average
+#                                model (default 1: the newest epoch as it is, which is best
+#                                while a short run is still improving fast; lowered
 #                                automatically when fewer epochs exist)
 #   --world-size N               training processes (default 1)
 #   --max-duration S             seconds of audio per batch (default: the recipe's own default)
@@ -48,7 +50,7 @@ export VENV
 stage=0
 stop_stage=6
 num_epochs=""
-avg=2
+avg=1
 world_size=1
 max_duration=""
 exp_dir="zipformer/exp"
@@ -180,7 +182,8 @@ latest_epoch() {
 
 # Sets epoch_avg_args to "--epoch E --avg A" for the newest epoch, checkpoint to that epoch's
 # file and model_tag to export-onnx.py's "epoch-E-avg-A". With the running-average model
-# (icefall's default), averaging needs A < E; a single epoch is used as it is.
+# (icefall's default), averaging needs A < E; --avg 1, or a single epoch, uses the epoch's
+# checkpoint as it is.
 choose_epoch_avg() {
   local e
   e="$(latest_epoch)"
@@ -189,7 +192,7 @@ choose_epoch_avg() {
   fi
   local a=$avg
   if [[ $a -ge $e ]]; then a=$((e - 1)); fi
-  if [[ $a -lt 1 ]]; then
+  if [[ $a -le 1 ]]; then
     a=1
     epoch_avg_args=(--epoch "$e" --avg 1 --use-averaged-model 0)
   else

@@ -235,7 +235,8 @@ def test_non_causal_model_skips_streaming_and_exports_offline(tmp_path: Path) ->
     )
     assert re.search(r"stage 4 streaming .*skipped: model not causal", proc.stdout)
     export, export_onnx, onnx = lines[3:]
-    assert "--epoch 2 --avg 1" in export and "--chunk-size" not in export
+    # The default --avg 1 is the newest epoch as it is, not the running average.
+    assert "--epoch 2 --avg 1 --use-averaged-model 0" in export and "--chunk-size" not in export
     assert "--chunk-size" not in export_onnx
     assert "--encoder-model-filename zipformer/exp/encoder-epoch-2-avg-1.onnx" in onnx
     assert "streaming/greedy_search" not in proc.stdout
