@@ -4,6 +4,7 @@ import argparse
 
 import pytest
 import torch
+from mini_zipformer import MINI_ZIPFORMER
 
 from icefall_lite.models.zipformer import (
     add_zipformer_arguments,
@@ -28,18 +29,6 @@ def transducer_head_params(encoder_dim: int, vocab: int = 500, dim: int = 512) -
     return embedding + context_conv + joiner + simple_heads
 
 
-# Two stacks, one layer each: the same code paths as the presets, but quick to TorchScript.
-MINI = dict(
-    num_encoder_layers="1",
-    downsampling_factor="1,2",
-    feedforward_dim="64",
-    num_heads="2",
-    encoder_dim="32,48",
-    encoder_unmasked_dim="32",
-    cnn_module_kernel="7",
-)
-
-
 def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -53,7 +42,7 @@ def tiny():
 @pytest.fixture(scope="module")
 def mini():
     torch.manual_seed(0)
-    encoder_embed, encoder = build_zipformer(preset_params("tiny", **MINI))
+    encoder_embed, encoder = build_zipformer(preset_params("tiny", **MINI_ZIPFORMER))
     encoder_embed.eval()
     encoder.eval()
     return encoder_embed, encoder

@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+from mini_zipformer import MINI_ZIPFORMER
 
 from icefall_lite.models.zipformer.encoder import CompactRelPositionalEncoding, _rel_to_abs
 from icefall_lite.models.zipformer.scaling import (
@@ -125,18 +126,7 @@ def test_relative_positions_line_up():
 def _mini_zipformer() -> torch.nn.Module:
     from icefall_lite.models.zipformer import build_zipformer, preset_params
 
-    encoder_embed, encoder = build_zipformer(
-        preset_params(
-            "tiny",
-            num_encoder_layers="1",
-            downsampling_factor="1,2",
-            feedforward_dim="64",
-            num_heads="2",
-            encoder_dim="32,48",
-            encoder_unmasked_dim="32",
-            cnn_module_kernel="7",
-        )
-    )
+    encoder_embed, encoder = build_zipformer(preset_params("tiny", **MINI_ZIPFORMER))
     return torch.nn.ModuleDict({"encoder_embed": encoder_embed, "encoder": encoder})
 
 

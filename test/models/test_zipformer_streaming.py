@@ -3,6 +3,7 @@ must reproduce it."""
 
 import pytest
 import torch
+from mini_zipformer import MINI_ZIPFORMER
 
 from icefall_lite.models.zipformer import build_zipformer, preset_params, set_batch_count
 from icefall_lite.models.zipformer.scaling import ChunkCausalDepthwiseConv1d
@@ -131,13 +132,7 @@ def test_streaming_encoder_is_scriptable():
     encoder_embed, encoder = build_zipformer(
         preset_params(
             "tiny",
-            num_encoder_layers="1",
-            downsampling_factor="1,2",
-            feedforward_dim="64",
-            num_heads="2",
-            encoder_dim="32,48",
-            encoder_unmasked_dim="32",
-            cnn_module_kernel="7",
+            **MINI_ZIPFORMER,
             causal=True,
             chunk_size=f"{CHUNK}",
             left_context_frames=f"{LEFT}",
