@@ -655,8 +655,13 @@ class Whiten(nn.Module):
 # training checkpoint stores it separately, per rank, through these two functions.
 
 
-def _regulariser_state_key(module_name: str) -> str:
-    return f"{module_name}.prob" if module_name else "prob"
+def _whiten_modules(model: nn.Module) -> Dict[str, "Whiten"]:
+    """``"<module name>.prob"`` -> module, for every :class:`Whiten` in ``model``."""
+    return {
+        f"{name}.prob" if name else "prob": module
+        for name, module in model.named_modules()
+        if isinstance(module, Whiten)
+    }
 
 
 def get_regulariser_state(model: nn.Module) -> Dict[str, float]:
@@ -664,11 +669,7 @@ def get_regulariser_state(model: nn.Module) -> Dict[str, float]:
     ``{"encoder.encoders.0.layers.1.self_attn_weights.whiten_keys.prob": 0.025, ...}``:
     one ``"<module name>.prob"`` entry per :class:`Whiten` module. Empty for a model without
     any."""
-    return {
-        _regulariser_state_key(name): float(module.prob)
-        for name, module in model.named_modules()
-        if isinstance(module, Whiten)
-    }
+    return {key: float(module.prob) for key, module in _whiten_modules(model).items()}
 
 
 def set_regulariser_state(model: nn.Module, state: Dict[str, float]) -> None:
@@ -678,11 +679,7 @@ def set_regulariser_state(model: nn.Module, state: Dict[str, float]) -> None:
       ValueError naming the entries when ``state`` and the model's regularisers do not match
       (a different model configuration); the model is left unchanged then.
     """
-    modules = {
-        _regulariser_state_key(name): module
-        for name, module in model.named_modules()
-        if isinstance(module, Whiten)
-    }
+    modules = _whiten_modules(model)
     missing = sorted(set(modules) - set(state))
     unexpected = sorted(set(state) - set(modules))
     if missing or unexpected:
