@@ -330,24 +330,21 @@ def preserved_rng_state():
         restore_rng_state(state)
 
 
-def _gather_per_rank(state: Dict[str, Any], world_size: int) -> List[Dict[str, Any]]:
-    """Every rank's ``state``, in rank order (a collective call when world_size > 1)."""
-    if world_size == 1:
-        return [state]
-    gathered: List[Optional[Dict[str, Any]]] = [None] * world_size
-    dist.all_gather_object(gathered, state)
-    return gathered
+def _gather_rank_states(
+    model: nn.Module, world_size: int
+) -> Tuple[List[Dict[str, Any]], List[Dict[str, float]]]:
+    """Every rank's RNG states and adaptive regulariser state (see ``get_regulariser_state``;
+    ranks differ, each adapts on its own batches), in rank order: one collective call when
+    world_size > 1, made on all ranks.
 
-
-def _gather_rng_states(world_size: int) -> List[Dict[str, Any]]:
-    """Every rank's RNG states, in rank order (a collective call when world_size > 1)."""
-    return _gather_per_rank(capture_rng_state(), world_size)
-
-
-def _gather_regulariser_states(model: nn.Module, world_size: int) -> List[Dict[str, float]]:
-    """Every rank's adaptive regulariser state (see ``get_regulariser_state``), in rank order; a
-    collective call when world_size > 1. Ranks differ: each adapts on its own batches."""
-    return _gather_per_rank(get_regulariser_state(_unwrap(model)), world_size)
+    Returns:
+      (rng_states, regulariser_states), each a list of world_size dicts.
+    """
+    state = {"rng": capture_rng_state(), "regulariser": get_regulariser_state(_unwrap(model))}
+    gathered: List[Any] = [state] if world_size == 1 else [None] * world_size
+    if world_size > 1:
+        dist.all_gather_object(gathered, state)
+    return [g["rng"] for g in gathered], [g["regulariser"] for g in gathered]
 
 
 def restore_regulariser_state(
@@ -543,7 +540,7 @@ def save_training_checkpoint(
     """Write everything an exact resume needs (rank 0 writes; others return).
 
     ``rng_states`` and ``regulariser_states`` hold every rank's state in rank order
-    (``_gather_rng_states`` / ``_gather_regulariser_states``, called on all ranks).
+    (from ``_gather_rank_states``, called on all ranks).
     """
     if rank != 0:
         return
@@ -793,8 +790,7 @@ def _after_step(
         update_averaged_model(params=params, model_cur=_unwrap(model), model_avg=model_avg)
 
     if params.save_every_n > 0 and step % params.save_every_n == 0:
-        rng_states = _gather_rng_states(world_size)
-        regulariser_states = _gather_regulariser_states(model, world_size)
+        rng_states, regulariser_states = _gather_rank_states(model, world_size)
         save_training_checkpoint(
             Path(params.exp_dir) / f"checkpoint-{step}.pt",
             params,
@@ -1089,8 +1085,7 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
             )
             resume_state = None
             _validate_and_log(params, model, sp, valid_dl, tb_writer, world_size)
-            rng_states = _gather_rng_states(world_size)
-            regulariser_states = _gather_regulariser_states(model, world_size)
+            rng_states, regulariser_states = _gather_rank_states(model, world_size)
             save_epoch_checkpoint(
                 params,
                 model,
