@@ -13,12 +13,25 @@ import kaldialign
 
 from icefall_lite.utils import Pathlike, atomic_open
 
-__all__ = ["store_transcripts", "write_error_stats", "write_wer_summary"]
+__all__ = ["store_transcripts", "word_error_rate", "write_error_stats", "write_wer_summary"]
 
 # Marks the missing side of an insertion or deletion in an alignment.
 EPS = "*"
 
 Words = Union[str, Sequence[str]]
+
+
+def word_error_rate(pairs: Sequence[Tuple[Sequence[str], Sequence[str]]]) -> float:
+    """WER in percent of ``(ref_words, hyp_words)`` pairs: edit distance over reference words.
+
+    An empty list, or references with no words at all, is an error (a score of nothing is no
+    score).
+    """
+    num_ref = sum(len(ref) for ref, _ in pairs)
+    if num_ref == 0:
+        raise ValueError("word_error_rate: the references contain no words")
+    errors = sum(kaldialign.edit_distance(list(ref), list(hyp))["total"] for ref, hyp in pairs)
+    return 100.0 * errors / num_ref
 
 
 @contextlib.contextmanager

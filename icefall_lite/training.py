@@ -29,6 +29,7 @@ import math
 import os
 import random
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
@@ -683,7 +684,10 @@ def train_one_epoch(
     window_bad_cuts: List[str] = []
     num_consecutive_bad = 0
 
+    # Counted from the start of the epoch (a mid-epoch resume starts at 0: the ETA is rough).
+    params.epoch_cuts_done = 0
     for batch in data_iter:
+        params.epoch_cuts_done += len(batch["supervisions"]["num_frames"])
         set_batch_count(_unwrap(model), adjusted_batch_count(params))
         is_last_in_window = window_size + 1 == params.accum_grad
         loss, loss_info = compute_loss(params, model, sp, batch, is_training=True)
@@ -767,6 +771,27 @@ def train_one_epoch(
         params.best_train_loss = params.train_loss
 
 
+def _format_minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min"
+
+
+def training_progress(params: AttributeDict, epoch_fraction: float) -> str:
+    """``epoch k/N, elapsed .. min, ETA .. min`` for the log line of the current step.
+
+    ``params.train_seconds`` is the training wall time so far (carried over on resume);
+    the remaining time is extrapolated from this run's speed over the epochs it has covered
+    (``epoch_fraction`` of the current epoch is done).
+    """
+    done_in_run = (params.cur_epoch - params.start_epoch) + epoch_fraction
+    run_seconds = time.time() - params.run_start_time
+    left = params.num_epochs - params.cur_epoch + 1 - epoch_fraction
+    eta = _format_minutes(run_seconds / done_in_run * left) if done_in_run > 0 else "?"
+    return (
+        f"epoch {params.cur_epoch}/{params.num_epochs} ({100 * epoch_fraction:.0f}%), "
+        f"elapsed {_format_minutes(params.train_seconds)}, ETA {eta}"
+    )
+
+
 def _after_step(
     params: AttributeDict,
     model: nn.Module,
@@ -786,6 +811,11 @@ def _after_step(
 ) -> None:
     """Averaging, checkpointing, grad-scale care, logging and validation after a step."""
     step = params.batch_idx_train
+    # Training wall time so far, stored in every checkpoint (WER-vs-training-time curves).
+    if "run_start_time" in params:  # set by run(); absent when a test drives the loop
+        params.train_seconds = (
+            params.get("train_seconds_before_run", 0.0) + time.time() - params.run_start_time
+        )
     if rank == 0 and model_avg is not None and step % params.average_period == 0:
         update_averaged_model(params=params, model_cur=_unwrap(model), model_avg=model_avg)
 
@@ -815,8 +845,13 @@ def _after_step(
         grad_scale = scaler.get_scale() if params.use_fp16 else 1.0
         step_frames = max(step_info["frames"], 1)
         total_frames = max(tot_loss["frames"], 1)
+        progress = ""
+        if "run_start_time" in params:
+            done, total = params.get("epoch_cuts_done", 0), params.get("epoch_num_cuts", 0)
+            progress = f"{training_progress(params, min(1.0, done / max(total, 1)))}, "
         logging.info(
-            f"Epoch {params.cur_epoch}, step {step}, loss[{step_info['loss'] / step_frames:.4g} "
+            f"Epoch {params.cur_epoch}, step {step}, {progress}"
+            f"loss[{step_info['loss'] / step_frames:.4g} "
             f"over {step_info['frames']} frames], tot_loss[{tot_loss['loss'] / total_frames:.4g}]"
             f", lr: {cur_lr:.3e}" + (f", grad_scale: {grad_scale}" if params.use_fp16 else "")
         )
@@ -922,7 +957,10 @@ def _load_split_cuts(
     for split in splits[1:]:
         cuts = cuts + data_module.load_cuts(params.cuts_prefix, split)
     if name == "training cuts":
-        cuts = filter_cuts_for_training(cuts, sp=sp, name=f"{name} ({', '.join(splits)})")
+        cuts, report = filter_cuts_for_training(
+            cuts, sp=sp, name=f"{name} ({', '.join(splits)})", return_report=True
+        )
+        params.epoch_num_cuts = report.num_kept  # for the progress/ETA of the log lines
     return cuts
 
 
@@ -994,6 +1032,11 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
     num_param = sum(p.numel() for p in model.parameters())
     logging.info(f"Number of model parameters: {num_param}")
 
+    params.run_start_time = time.time()
+    params.train_seconds_before_run = 0.0
+    params.train_seconds = 0.0
+    params.epoch_cuts_done = 0
+    params.epoch_num_cuts = 0
     resume_from = resume_checkpoint_path(params)
     if resume_from is None and params.init_from is not None:
         logging.info(f"Initialising the model from {params.init_from}")
@@ -1017,6 +1060,8 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
         )
         for key in _RESUMED_KEYS:
             params[key] = checkpoint[key]
+        # Checkpoints from before the training clock have no train_seconds.
+        params.train_seconds_before_run = float(checkpoint.get("train_seconds", 0.0))
         # Whiten probabilities carry over between epochs too, so both resume kinds restore them.
         restore_regulariser_state(model, checkpoint, rank, world_size)
         if params.start_batch > 0:
@@ -1103,7 +1148,9 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
                 f"{params.valid_loss:.4g} (best valid {params.best_valid_loss:.4g} at epoch "
                 f"{params.best_valid_epoch})"
             )
-        logging.info("Done!")
+        logging.info(
+            f"Done! Training wall time: {_format_minutes(params.get('train_seconds', 0.0))}"
+        )
     finally:
         if tb_writer is not None:
             tb_writer.close()

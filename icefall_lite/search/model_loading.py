@@ -76,8 +76,15 @@ def same_setting(given: Any, stored: Any) -> bool:
 
 
 def stored_params(checkpoint: Mapping[str, Any]) -> Dict[str, Any]:
-    """The params a checkpoint was saved with (its top-level non-component entries)."""
-    return {k: v for k, v in checkpoint.items() if k not in _COMPONENT_KEYS}
+    """The params a checkpoint was saved with (its top-level non-component entries).
+
+    Checkpoints written before ``--encoder-embed-channels`` existed used 128 front-end
+    channels for every preset; that is filled in so they keep loading.
+    """
+    params = {k: v for k, v in checkpoint.items() if k not in _COMPONENT_KEYS}
+    if "model_size" in params and "encoder_embed_channels" not in params:
+        params["encoder_embed_channels"] = 128
+    return params
 
 
 def apply_checkpoint_params(

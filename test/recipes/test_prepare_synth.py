@@ -67,8 +67,10 @@ def test_prepare_synth_tiny(tmp_path):
     assert {r[2] for r in rows["dev"]} <= {r[2] for r in rows["train"]}
     # No test sentence (human or synthetic) in train/dev text.
     human = set((data / "local" / "test-human.txt").read_text().splitlines())
-    test_text = human | {r[-1] for r in rows["test-synth"]}
-    assert not test_text & {r[-1] for r in rows["train"] + rows["dev"]}
+    test_text = human | {r[7] for r in rows["test-synth"]}
+    assert not test_text & {r[7] for r in rows["train"] + rows["dev"]}
+    # Train/dev draw sox effect chains (column 9); test-synth stays clean.
+    assert any(r[8] for r in rows["train"]) and not any(r[8] for r in rows["test-synth"])
 
     tokens = (data / "lang_bpe_40" / "tokens.txt").read_text().splitlines()
     assert tokens[:3] == ["<blk> 0", "<sos/eos> 1", "<unk> 2"]

@@ -6,12 +6,14 @@ Usage:
       --human-transcripts data/local/test-human.txt --out-dir data/local
 
 Writes ``<out-dir>/<split>.tsv`` for train, dev and test-synth with the columns
-``utt_id  speaker  engine  voice  rate  pitch  speak_text  transcript``: ``speak_text`` is what the
-engine reads (letters written "A, B, C" so they are read as letter names), ``transcript`` the
-spoken-form reference (upper case, numbers as words).
+``utt_id  speaker  engine  voice  rate  pitch  speak_text  transcript  effects``: ``speak_text``
+is what the engine reads (letters written "A, B, C" so they are read as letter names),
+``transcript`` the spoken-form reference (upper case, numbers as words), ``effects`` a sox
+effect chain applied after synthesis (train and dev only; see ``voices.sample_effects``).
 
 Utterance kinds: digit strings, numbers, dates and times, spelled letters and the NATO alphabet,
-telephone-menu phrases, and general English sentences from the ``fortunes`` package's files.
+telephone-menu phrases, what voice-mail, conferencing and call-handling systems say, and general
+English sentences from the ``fortunes`` package's files.
 Deterministic for a given ``--seed``. No transcript of test-synth or of the human test set
 (``--human-transcripts``, one per line) may appear in train or dev: such sentences are
 regenerated, and the script checks the final files and fails if one slipped through.
@@ -29,7 +31,7 @@ from typing import Callable, Dict, List, Sequence, Set, Tuple
 REPO_ROOT = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(REPO_ROOT))
 
-from voices import TEST_VOICES, TRAIN_VOICES, Voice  # noqa: E402
+from voices import TEST_VOICES, TRAIN_VOICES, Voice, sample_effects  # noqa: E402
 
 from icefall_lite.data.transcripts import (  # noqa: E402
     digits_to_words,
@@ -85,6 +87,133 @@ MENU_TEMPLATES = [
     "to repeat this message press {digit}",
     "that option is not available please try again",
 ]
+
+# What a voice-mail, conferencing or call-handling system says (written for this generator;
+# the text stage drops any sentence that is also a test transcript).
+VOICE_SYSTEM_TEMPLATES = [
+    "you have {count} new {message_word} and {count2} old {message_word}",
+    "to listen to your {message_word} press {digit}",
+    "to delete this message press {digit}",
+    "to save this message press {digit}",
+    "message {ordinal} received {weekday} at {time}",
+    "this message has been {action}",
+    "your mailbox is {state}",
+    "please record your {greeting} after the tone",
+    "when you are finished recording press {key}",
+    "to {verb} your {setting} press {digit}",
+    "your {setting} has been {action}",
+    "please enter your {secret} {followed}",
+    "the {secret} you entered is incorrect",
+    "{secret} {result}",
+    "please enter the {thing2} of the person you are trying to reach",
+    "the person at extension {extension} is {presence}",
+    "the number you have dialed is {unavailable}",
+    "your call could not be {completed} please try again later",
+    "please stay on the line and an {agent_word} will be with you shortly",
+    "you are caller number {count} in the queue",
+    "you are the {ordinal} caller waiting",
+    "the conference {conf_state}",
+    "you are now {conf_user_state}",
+    "there are {count} other participants in this conference",
+    "you are the only person in this conference",
+    "please say your name after the tone {followed}",
+    "press {digit} to {conf_action} the conference",
+    "to {conf_action} press {digit} or {digit2} to {conf_action2}",
+    "{agent_word} {agent_state}",
+    "please enter your {agent_word} number {followed}",
+    "call forwarding is now {onoff}",
+    "{feature} {onoff}",
+    "please enter the number to forward your calls to {followed}",
+    "the time is now {time}",
+    "at the tone the time will be {time}",
+    "{greeting_word} you have reached {company}",
+    "{greeting_word} and welcome to {company}",
+    "if you know the extension of the party you are calling you may dial it now",
+    "for a directory of names press {digit}",
+    "please spell the last name of the person you wish to reach",
+    "to try again press {digit} to cancel press {key}",
+    "{short_reply}",
+    "{short_reply} {short_reply2}",
+    "goodbye",
+    "thank you for your patience",
+    "please try your call again later",
+    "invalid extension please try again",
+    "your {thing} is {digits}",
+    "you entered {digits} is that correct",
+    "if this is correct press {digit} otherwise press {digit2}",
+    "that is not a valid {choice_word}",
+    "please make your selection now",
+    "one moment please while I {transfer_word} your call",
+    "the {service} line is {presence} at the moment",
+]
+VOICE_SYSTEM_SLOTS: Dict[str, Sequence[str]] = {
+    "action": ("deleted", "saved", "forwarded", "changed", "recorded", "erased", "restored"),
+    "state": ("full", "empty", "almost full", "not set up yet", "locked"),
+    "greeting": ("name", "greeting", "busy message", "unavailable message", "temporary greeting"),
+    "verb": ("change", "record", "review", "erase", "update", "check"),
+    "setting": (
+        "password",
+        "greeting",
+        "name",
+        "options",
+        "language",
+        "schedule",
+        "voice mail settings",
+    ),
+    "secret": ("password", "pin", "access code", "pass code", "security code", "account code"),
+    "result": ("accepted", "not accepted", "incorrect", "changed", "expired"),
+    "followed": ("followed by pound", "followed by the pound key", "then press star", ""),
+    "thing2": ("extension", "mailbox number", "name", "phone number"),
+    "presence": ("on the phone", "not available", "busy", "away from the desk", "available"),
+    "unavailable": (
+        "not in service",
+        "busy",
+        "not reachable",
+        "no longer available",
+        "temporarily out of order",
+    ),
+    "completed": ("completed", "connected", "transferred", "placed"),
+    "agent_word": ("agent", "operator", "representative", "attendant"),
+    "ordinal": tuple(ordinal_to_words(n) for n in range(1, 13)),
+    "conf_state": ("is full", "is locked", "is unlocked", "has ended", "is starting now"),
+    "conf_user_state": ("muted", "unmuted", "the first participant", "in the conference"),
+    "conf_action": ("mute", "unmute", "lock", "unlock", "leave", "join", "record"),
+    "conf_action2": ("exit", "hear the menu", "raise the volume", "lower the volume"),
+    "agent_state": ("logged in", "logged out", "is busy", "is not available", "is on a break"),
+    "onoff": ("on", "off", "activated", "deactivated", "enabled", "disabled", "cancelled"),
+    "feature": (
+        "call waiting",
+        "do not disturb",
+        "call forwarding",
+        "caller id",
+        "voice mail",
+        "call recording",
+        "night mode",
+    ),
+    "greeting_word": ("hello", "hi", "good morning", "good afternoon", "good evening", "welcome"),
+    "short_reply": (
+        "yes",
+        "no",
+        "okay",
+        "thank you",
+        "hello",
+        "sorry",
+        "cancel",
+        "help",
+        "main menu",
+        "operator",
+        "repeat",
+        "please hold",
+        "try again",
+        "goodbye",
+        "next",
+        "previous",
+        "stop",
+        "continue",
+    ),
+    "choice_word": ("choice", "option", "selection", "entry", "number", "extension"),
+    "transfer_word": ("transfer", "connect", "route", "forward"),
+}
 MENU_SLOTS: Dict[str, Sequence[str]] = {
     "service": (
         "billing",
@@ -216,6 +345,22 @@ def gen_menu(rng: random.Random) -> Tuple[str, str]:
     return _words(template.format(**values))
 
 
+def gen_voice_system(rng: random.Random) -> Tuple[str, str]:
+    template = rng.choice(VOICE_SYSTEM_TEMPLATES)
+    values = {name: rng.choice(options) for name, options in MENU_SLOTS.items()}
+    values.update({name: rng.choice(options) for name, options in VOICE_SYSTEM_SLOTS.items()})
+    for second in ("short_reply", "conf_action"):
+        values[f"{second}2"] = rng.choice(VOICE_SYSTEM_SLOTS[second])
+    values["digit"] = number_to_words(rng.randint(0, 9))
+    values["digit2"] = number_to_words(rng.randint(0, 9))
+    values["count"] = number_to_words(rng.randint(1, 30))
+    values["count2"] = number_to_words(rng.randint(0, 30))
+    values["extension"] = digits_to_words(str(rng.randint(100, 9999)))
+    values["digits"] = digits_to_words(str(rng.randint(0, 99999)))
+    values["time"] = spoken_time(rng)
+    return _words(" ".join(template.format(**values).split()))
+
+
 def load_sentences(min_words: int = 3, max_words: int = 16) -> List[str]:
     """English sentences from the fortune files, in a fixed order (sorted, deduplicated)."""
     if not FORTUNES_DIR.is_dir():
@@ -267,8 +412,11 @@ def make_utterances(
     generators: Sequence[Tuple[Callable, float]],
     split: str,
     forbidden: Set[str],
+    with_effects: bool = False,
 ) -> List[List[str]]:
-    """``num`` rows ``[utt_id, speaker, engine, voice, rate, pitch, speak_text, transcript]``."""
+    """``num`` rows ``[utt_id, speaker, engine, voice, rate, pitch, speak_text, transcript,
+    effects]``; ``effects`` is a sox effect chain (:func:`voices.sample_effects`) when
+    ``with_effects``, else empty."""
     functions = [g for g, _ in generators]
     weights = [w for _, w in generators]
     rows = []
@@ -281,10 +429,11 @@ def make_utterances(
             continue
         voice = rng.choice(voices)
         rate, pitch = voice.sample_prosody(rng)
+        effects = sample_effects(rng) if with_effects else ""
         utt_id = f"{split}-{voice.speaker}-{len(rows):06d}"
         rows.append(
             [utt_id, voice.speaker, voice.engine, voice.name, f"{rate:.3f}", f"{pitch:.3f}"]
-            + [speak, transcript]
+            + [speak, transcript, effects]
         )
     logging.info(f"{split}: {num} utterances ({rejected} generated sentences rejected)")
     return rows
@@ -314,6 +463,13 @@ def get_parser() -> argparse.ArgumentParser:
         required=True,
         help="Normalised transcripts of the human test set, one per line (kept out of train/dev).",
     )
+    parser.add_argument(
+        "--effects",
+        type=lambda v: str(v).lower() in ("1", "true", "yes"),
+        default=True,
+        help="Draw a sox effect chain (vocal-tract length, room, band limit) per train/dev "
+        "utterance; test-synth is always clean.",
+    )
     parser.add_argument("--out-dir", type=Path, default=Path("data/local"), help="Output folder.")
     return parser
 
@@ -333,13 +489,16 @@ def main() -> None:
     }
     sentences = load_sentences()
     logging.info(f"{len(sentences)} English sentences from {FORTUNES_DIR}")
+    # Weighted towards what people hear from voice systems (the human test set's domain);
+    # general English keeps a share so the vocabulary is not only the templates'.
     generators = [
-        (gen_digits, 0.14),
-        (gen_number, 0.10),
-        (gen_date, 0.10),
-        (gen_letters, 0.10),
+        (gen_digits, 0.12),
+        (gen_number, 0.08),
+        (gen_date, 0.08),
+        (gen_letters, 0.08),
         (gen_menu, 0.16),
-        (make_sentence_generator(sentences), 0.40),
+        (gen_voice_system, 0.28),
+        (make_sentence_generator(sentences), 0.20),
     ]
     # Separate streams per split so that changing one split's size leaves the others alone.
     test_rows = make_utterances(
@@ -350,7 +509,7 @@ def main() -> None:
         "test-synth",
         forbidden=human,
     )
-    forbidden = human | {row[-1] for row in test_rows}
+    forbidden = human | {row[7] for row in test_rows}
     train_rows = make_utterances(
         random.Random(f"{args.seed}-train"),
         args.num_train,
@@ -358,12 +517,19 @@ def main() -> None:
         generators,
         "train",
         forbidden,
+        with_effects=args.effects,
     )
     dev_rows = make_utterances(
-        random.Random(f"{args.seed}-dev"), args.num_dev, TRAIN_VOICES, generators, "dev", forbidden
+        random.Random(f"{args.seed}-dev"),
+        args.num_dev,
+        TRAIN_VOICES,
+        generators,
+        "dev",
+        forbidden,
+        with_effects=args.effects,
     )
     # The check the recipe promises, done on the rows about to be written.
-    leaked = {row[-1] for row in train_rows + dev_rows} & forbidden
+    leaked = {row[7] for row in train_rows + dev_rows} & forbidden
     if leaked:
         sys.exit(
             f"make_text.py: {len(leaked)} test sentences in train/dev, e.g. {sorted(leaked)[:3]}"

@@ -13,13 +13,16 @@ so an interrupted run resumes. Manifests: ``<manifest-dir>/synth_recordings_<spl
 import argparse
 import csv
 import logging
+import subprocess
 import sys
 import tempfile
-from collections import defaultdict
+from collections import Counter, defaultdict
 from multiprocessing import Pool
 from pathlib import Path
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
+import numpy as np
+import soundfile
 from lhotse import (
     Recording,
     RecordingSet,
@@ -44,31 +47,100 @@ FESTIVAL_CHUNK = 25
 Row = List[str]
 
 
+NUM_COLUMNS = 9  # utt_id speaker engine voice rate pitch speak_text transcript effects
+# Below this many samples, or this peak level, an output is not speech (the engine failed).
+MIN_SAMPLES = 1600  # 0.1 s
+MIN_PEAK = 100  # of 32767
+
+
 def read_rows(path: Path) -> List[Row]:
+    """The rows of a text-stage TSV; 8-column rows (no effects) get an empty effect chain."""
     if not path.is_file():
         sys.exit(f"synthesize.py: {path} not found (made by prepare.sh's text stage)")
     with open(path, encoding="utf-8", newline="") as f:
-        return list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\"))
+        rows = list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\"))
+    for line_number, row in enumerate(rows, start=1):
+        if len(row) == NUM_COLUMNS - 1:
+            row.append("")
+        elif len(row) != NUM_COLUMNS:
+            sys.exit(
+                f"synthesize.py: {path} line {line_number}: expected {NUM_COLUMNS} tab-separated "
+                f"columns, got {len(row)}; re-run prepare.sh's text stage"
+            )
+    return rows
 
 
-def synthesize_work_item(item: Tuple[str, List[Row], str]) -> int:
-    """Synthesise one work item (one row, or a chunk of festival rows); returns rows done."""
+def audio_problem(wav: Path) -> str:
+    """Why ``wav`` is not a usable utterance ('' when it is): missing, too short, or silent."""
+    if not wav.is_file():
+        return "no audio written"
+    try:
+        samples, _ = soundfile.read(str(wav), dtype="int16")
+    except (RuntimeError, OSError) as error:
+        return f"unreadable ({error})"
+    if len(samples) < MIN_SAMPLES:
+        return f"too short ({len(samples)} samples)"
+    if len(samples) == 0 or int(np.abs(samples.astype(np.int32)).max()) < MIN_PEAK:
+        return "silent"
+    return ""
+
+
+def _synthesize_row(engine: str, row: Row, out_dir: Path) -> str:
+    """One espeak-ng / flite utterance; returns '' or what went wrong (never raises)."""
+    utt_id, _, _, voice_name, rate, pitch, speak, _, effects = row
+    function = synthesize_espeak if engine == "espeak-ng" else synthesize_flite
+    out_wav = out_dir / f"{utt_id}.wav"
+    try:
+        function(Voice(engine, voice_name), speak, float(rate), float(pitch), out_wav, effects)
+    except (subprocess.CalledProcessError, OSError, ValueError) as error:
+        out_wav.unlink(missing_ok=True)
+        detail = getattr(error, "stderr", b"") or b""
+        detail = detail.decode(errors="replace").strip().splitlines()[-1:] if detail else []
+        return f"{engine} failed: {error}" + (f" ({detail[0]})" if detail else "")
+    return ""
+
+
+def synthesize_work_item(item: Tuple[str, List[Row], str]) -> List[Tuple[str, str]]:
+    """Synthesise one work item (one row, or a chunk of festival rows).
+
+    Returns ``(utt_id, problem)`` for each row that failed; an engine error is caught and
+    reported here, so one bad utterance never stops the others.
+    """
     engine, rows, out_dir = item
     out_dir = Path(out_dir)
     if engine == "festival":
         voice = Voice("festival", rows[0][3])
-        with tempfile.TemporaryDirectory(dir=out_dir) as work_dir:
-            synthesize_festival_batch(
-                voice,
-                [(row[6], float(row[4]), out_dir / f"{row[0]}.wav") for row in rows],
-                Path(work_dir),
-            )
-        return len(rows)
-    for utt_id, _, _, voice_name, rate, pitch, speak, _ in rows:
-        voice = Voice(engine, voice_name)
-        function = synthesize_espeak if engine == "espeak-ng" else synthesize_flite
-        function(voice, speak, float(rate), float(pitch), out_dir / f"{utt_id}.wav")
-    return len(rows)
+        try:
+            with tempfile.TemporaryDirectory(dir=out_dir) as work_dir:
+                synthesize_festival_batch(
+                    voice,
+                    [(row[6], float(row[4]), out_dir / f"{row[0]}.wav") for row in rows],
+                    Path(work_dir),
+                )
+        except (subprocess.CalledProcessError, OSError) as error:
+            return [(row[0], f"festival failed: {error}") for row in rows]
+        return []
+    failures = []
+    for row in rows:
+        problem = _synthesize_row(engine, row, out_dir)
+        if problem:
+            failures.append((row[0], problem))
+    return failures
+
+
+def check_outputs(rows: List[Row], out_dir: Path, failures: Dict[str, str]) -> List[Row]:
+    """The rows whose audio is usable; the others are added to ``failures`` (and their files
+    removed, so a re-run tries them again)."""
+    usable = []
+    for row in rows:
+        wav = out_dir / f"{row[0]}.wav"
+        problem = failures.get(row[0]) or audio_problem(wav)
+        if problem:
+            failures[row[0]] = problem
+            wav.unlink(missing_ok=True)
+        else:
+            usable.append(row)
+    return usable
 
 
 def make_work_items(rows: List[Row], out_dir: Path) -> List[Tuple[str, List[Row], str]]:
@@ -91,7 +163,7 @@ def make_work_items(rows: List[Row], out_dir: Path) -> List[Tuple[str, List[Row]
 def write_manifests(rows: List[Row], out_dir: Path, manifest_dir: Path, split: str) -> float:
     recordings = []
     supervisions = []
-    for utt_id, speaker, engine, voice_name, _, _, _, transcript in rows:
+    for utt_id, speaker, engine, voice_name, _, _, _, transcript, _ in rows:
         recording = Recording.from_file(out_dir / f"{utt_id}.wav", recording_id=utt_id)
         recordings.append(recording)
         supervisions.append(
@@ -142,16 +214,28 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     items = make_work_items(rows, out_dir)
     logging.info(f"{args.split}: {len(rows)} utterances, {sum(len(i[1]) for i in items)} to make")
+    failures: Dict[str, str] = {}
     with (
         Pool(max(1, args.nj)) as pool,
         tqdm(
             total=sum(len(i[1]) for i in items), desc=f"synth {args.split}", unit="utt"
         ) as progress,
     ):
-        for done in pool.imap_unordered(synthesize_work_item, items):
-            progress.update(done)
-    seconds = write_manifests(rows, out_dir, args.manifest_dir, args.split)
-    logging.info(f"{args.split}: {len(rows)} utterances, {seconds / 3600:.2f} hours")
+        for item, item_failures in zip(items, pool.imap(synthesize_work_item, items)):
+            failures.update(item_failures)
+            progress.update(len(item[1]))
+    usable = check_outputs(rows, out_dir, failures)
+    if failures:
+        examples = "; ".join(f"{utt}: {why}" for utt, why in sorted(failures.items())[:3])
+        by_voice = Counter(row[3] for row in rows if row[0] in failures)
+        logging.warning(
+            f"{args.split}: {len(failures)} of {len(rows)} utterances could not be synthesised "
+            f"and are left out (by voice: {dict(by_voice.most_common(5))}), e.g. {examples}"
+        )
+    if not usable:
+        sys.exit(f"synthesize.py: {args.split}: no utterance could be synthesised (see above)")
+    seconds = write_manifests(usable, out_dir, args.manifest_dir, args.split)
+    logging.info(f"{args.split}: {len(usable)} utterances, {seconds / 3600:.2f} hours")
 
 
 if __name__ == "__main__":

@@ -71,31 +71,60 @@ TRAIN_VOICES = _voices(TRAIN_ESPEAK_ACCENTS, TRAIN_ESPEAK_VARIANTS, TRAIN_FLITE,
 TEST_VOICES = _voices(TEST_ESPEAK_ACCENTS, TEST_ESPEAK_VARIANTS, TEST_FLITE, TEST_FESTIVAL)
 
 
+def sample_effects(rng: random.Random) -> str:
+    """A sox effect chain drawn per training utterance ("" for none): more speakers and rooms.
+
+    - vocal-tract length and pitch: ``speed f`` scales formants and pitch by f, then ``tempo 1/f``
+      restores the duration (a male voice moves towards a female one and back);
+    - a room (``reverb``) a quarter of the time;
+    - a band limit (``sinc``), telephone-like or just a dull microphone, a quarter of the time.
+    """
+    effects = []
+    if rng.random() < 0.7:
+        factor = rng.uniform(0.88, 1.15)
+        effects += ["speed", f"{factor:.3f}", "tempo", "-s", f"{1.0 / factor:.3f}"]
+    if rng.random() < 0.25:
+        effects += ["reverb", str(rng.randint(10, 60)), "50", str(rng.randint(20, 100))]
+    if rng.random() < 0.25:
+        low, high = rng.randint(60, 300), rng.choice([3400, 4000, 5000, 6500])
+        effects += ["sinc", f"{low}-{high}"]
+    return " ".join(effects)
+
+
 def missing_tools() -> List[str]:
     """Install commands for the synthesis tools that are not on PATH."""
     return [command for tool, command in TOOLS.items() if shutil.which(tool) is None]
 
 
-def _to_16k(raw_wav: Path, out_wav: Path, gain_db: float) -> None:
+def _to_16k(raw_wav: Path, out_wav: Path, gain_db: float, effects: str = "") -> None:
+    """Convert to 16 kHz mono 16-bit, applying the sox ``effects`` chain first; the final
+    ``gain -n`` normalises the peak (reverb and speed change the level) before ``gain_db``."""
+    chain = effects.split() + ["gain", "-n", f"{gain_db - 3.0:.1f}"] if effects else []
     subprocess.run(
         ["sox", "-q", str(raw_wav), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(out_wav)]
-        + ["gain", f"{gain_db:.1f}"],
+        + (chain or ["gain", f"{gain_db:.1f}"]),
         check=True,
+        stderr=subprocess.PIPE,
     )
 
 
-def synthesize_espeak(voice: Voice, text: str, rate: float, pitch: float, out_wav: Path) -> None:
+def synthesize_espeak(
+    voice: Voice, text: str, rate: float, pitch: float, out_wav: Path, effects: str = ""
+) -> None:
     # espeak-ng: -s words per minute (default 175), -p pitch 0-99 (default 50).
     with tempfile.NamedTemporaryFile(suffix=".wav", dir=out_wav.parent) as raw:
         subprocess.run(
             ["espeak-ng", "-v", voice.name, "-s", str(int(165 * rate)), "-p"]
             + [str(int(min(99, 50 * pitch))), "-w", raw.name, text],
             check=True,
+            stderr=subprocess.PIPE,
         )
-        _to_16k(Path(raw.name), out_wav, gain_db=-3.0 * pitch)
+        _to_16k(Path(raw.name), out_wav, gain_db=-3.0 * pitch, effects=effects)
 
 
-def synthesize_flite(voice: Voice, text: str, rate: float, pitch: float, out_wav: Path) -> None:
+def synthesize_flite(
+    voice: Voice, text: str, rate: float, pitch: float, out_wav: Path, effects: str = ""
+) -> None:
     # flite: duration_stretch > 1 is slower speech; int_f0_target_mean sets the mean pitch (Hz).
     base_f0 = 170.0 if voice.name == "slt" else 110.0
     with tempfile.NamedTemporaryFile(suffix=".wav", dir=out_wav.parent) as raw:
@@ -103,8 +132,9 @@ def synthesize_flite(voice: Voice, text: str, rate: float, pitch: float, out_wav
             ["flite", "-voice", voice.name, "--setf", f"duration_stretch={1.0 / rate:.3f}"]
             + ["--setf", f"int_f0_target_mean={base_f0 * pitch:.0f}", "-t", text, "-o", raw.name],
             check=True,
+            stderr=subprocess.PIPE,
         )
-        _to_16k(Path(raw.name), out_wav, gain_db=-2.0)
+        _to_16k(Path(raw.name), out_wav, gain_db=-2.0, effects=effects)
 
 
 def synthesize_festival_batch(
@@ -122,8 +152,13 @@ def synthesize_festival_batch(
             # Duration_Stretch > 1 slows speech down, like flite's duration_stretch.
             f.write(f"(Parameter.set 'Duration_Stretch {1.0 / rate:.3f})\n")
             f.write(f'(utt.save.wave (utt.synth (Utterance Text "{safe}")) "{raw}" \'riff)\n')
-    subprocess.run(["festival", "-b", str(script)], check=True, stdout=subprocess.DEVNULL)
+    # No check: festival stops at an utterance it cannot say; the ones before it are kept and
+    # the caller reports the missing outputs.
+    subprocess.run(
+        ["festival", "-b", str(script)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     for raw, out_wav in raw_files:
-        _to_16k(raw, out_wav, gain_db=-2.0)
-        raw.unlink()
+        if raw.is_file():
+            _to_16k(raw, out_wav, gain_db=-2.0)
+            raw.unlink()
     script.unlink()
