@@ -4,7 +4,7 @@
 # Usage:
 #   tools/run_synth.sh                          # all stages
 #   tools/run_synth.sh --stage 2 --stop-stage 3 # only train and decode
-#   tools/run_synth.sh --stage 6                # only the WER table
+#   tools/run_synth.sh --stage 7                # only the WER table
 #   tools/run_synth.sh --num-epochs 5 --avg 2 --world-size 1 --max-duration 300
 #
 # Stages (all run inside egs/synth/ASR; the recipe's model is causal, so one model serves
@@ -22,10 +22,15 @@
 #   5 export     ./zipformer/export.py --jit 1 and ./zipformer/export-onnx.py (fp32 + int8),
 #                streaming with the chunk settings of stage 4 for a causal model; then
 #                ./zipformer/onnx_pretrained.py transcribes 3 test-human recordings
-#   6 results    the table "method | test set | WER" from every wer-summary-*.txt in <exp-dir>
+#   6 curve      tools/wer_curve.py: every checkpoint kept in <exp-dir> decoded on the first
+#                100 cuts of dev and test-human (greedy_search, plus ctc_greedy_search with a
+#                CTC head) into <exp-dir>/wer-vs-time.tsv; tools/plot_progress.py draws WER
+#                against training minutes and the losses against steps into <exp-dir>/progress.png
+#   7 results    the table "method | test set | WER" from every wer-summary-*.txt in <exp-dir>,
+#                the training wall time, and where the plot is
 #
 # Options:
-#   --stage N / --stop-stage N   first / last stage to run (default 0 / 6)
+#   --stage N / --stop-stage N   first / last stage to run (default 0 / 7)
 #   --num-epochs N               epochs to train (default: train.py's own default)
 #   --avg N                      epochs to average for decode/export with the running-average
 #                                model (default 1: the newest epoch as it is, which is best
@@ -48,7 +53,9 @@ VENV="${VENV:-$REPO_ROOT/.venv}"
 export VENV
 
 stage=0
-stop_stage=6
+stop_stage=7
+# WER-vs-training-time curve (stage 6): cuts per test set.
+curve_utts=100
 num_epochs=""
 avg=1
 world_size=1
@@ -388,6 +395,38 @@ do_export() {
   stage_note="$(join_notes "${notes[@]}")"
 }
 
+do_curve() {
+  local curve_py="$REPO_ROOT/tools/wer_curve.py" plot_py="$REPO_ROOT/tools/plot_progress.py"
+  [[ -f "$curve_py" ]] || {
+    missing "$curve_py"
+    return 0
+  }
+  need_checkpoint || return 0
+  check_model_flags "$checkpoint"
+  local methods=greedy_search
+  [[ "$has_ctc" == 1 ]] && methods+=",ctc_greedy_search"
+  in_recipe python3 "$curve_py" --exp-dir "$exp_dir" --cuts-prefix synth \
+    --test-sets dev,test-human --max-utts "$curve_utts" --decoding-methods "$methods"
+  stage_note="$exp_dir/wer-vs-time.tsv"
+  if [[ -f "$plot_py" ]]; then
+    in_recipe python3 "$plot_py" --run "recipe default=$exp_dir" --out "$exp_dir/progress.png" \
+      --methods "$methods" --test-sets dev,test-human \
+      --title "egs/synth/ASR $exp_dir: WER on $curve_utts cuts vs training time"
+    stage_note+=", $exp_dir/progress.png"
+  fi
+}
+
+# Training wall time from the newest epoch checkpoint (train_seconds), e.g. "17.6 min".
+training_time() {
+  [[ -n "${checkpoint:-}" && -f "$checkpoint" ]] || return 0
+  PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -c '
+import sys
+from icefall_lite.checkpoint import read_checkpoint
+seconds = read_checkpoint(sys.argv[1]).get("train_seconds")
+print("" if seconds is None else f"{float(seconds) / 60:.1f} min")
+' "$checkpoint"
+}
+
 # Prints one "method|test set|WER|settings" line for a wer-summary-*.txt (icefall's layout: a
 # "settings<TAB>WER" header, then "<settings><TAB><wer>").
 wer_row() {
@@ -442,6 +481,13 @@ do_results() {
     previous=$method
   done
   stage_note="${#files[@]} WER result(s)"
+  if choose_epoch_avg; then
+    local minutes
+    minutes="$(training_time)"
+    [[ -n "$minutes" ]] && echo "training wall time (to ${checkpoint#"$RECIPE"/}): $minutes"
+  fi
+  [[ -f "$exp/progress.png" ]] && echo "WER vs training time: egs/synth/ASR/$exp_dir/progress.png"
+  return 0
 }
 
 trap on_error ERR
@@ -463,7 +509,8 @@ run_stage 2 train do_train
 run_stage 3 decode do_decode
 run_stage 4 streaming do_streaming
 run_stage 5 export do_export
-run_stage 6 results do_results
+run_stage 6 curve do_curve
+run_stage 7 results do_results
 trap - ERR
 
 echo ""

@@ -34,7 +34,7 @@ from icefall_lite.checkpoint import read_checkpoint  # noqa: E402
 from icefall_lite.data import AsrDataModule, load_bpe_model  # noqa: E402
 from icefall_lite.models import build_model  # noqa: E402
 from icefall_lite.scoring import word_error_rate  # noqa: E402
-from icefall_lite.search.decoding import DECODING_METHODS, decode_dataset  # noqa: E402
+from icefall_lite.search.decoding import DECODING_METHODS, encode_batch, search  # noqa: E402
 from icefall_lite.search.model_loading import stored_params  # noqa: E402
 from icefall_lite.utils import AttributeDict, atomic_open  # noqa: E402
 
@@ -99,6 +99,32 @@ def load_checkpoint_model(path: Path) -> Tuple[torch.nn.Module, AttributeDict]:
     return model.eval(), params
 
 
+def usable(model: torch.nn.Module, method: str) -> bool:
+    """CTC methods need a CTC head, the others a transducer."""
+    if method.startswith("ctc"):
+        return bool(getattr(model, "use_ctc", False))
+    return bool(getattr(model, "use_transducer", True))
+
+
+@torch.no_grad()
+def decode_wers(
+    params: AttributeDict, model: torch.nn.Module, dl, sp, methods: List[str]
+) -> Dict[str, float]:
+    """WER (%) of each method on the dataloader's cuts; the encoder runs once per batch, full
+    context (a causal model gets decode.py's tail padding)."""
+    settings = dict(params, chunk_size=-1, left_context_frames=-1, max_sym_per_frame=1)
+    settings.update(beam_size=4, beam=20.0, max_states=64, max_contexts=8)
+    pairs: Dict[str, List[Tuple[List[str], List[str]]]] = {m: [] for m in methods}
+    for batch in dl:
+        encoder_out, encoder_out_lens = encode_batch(settings, model, batch)
+        refs = [text.split() for text in batch["supervisions"]["text"]]
+        for method in methods:
+            settings["decoding_method"] = method
+            hyps = search(settings, model, encoder_out, encoder_out_lens)
+            pairs[method] += [(ref, sp.decode(h.tokens).split()) for ref, h in zip(refs, hyps)]
+    return {method: word_error_rate(pairs[method]) for method in methods}
+
+
 def main() -> None:
     args = get_parser().parse_args()
     logging.basicConfig(format="%(asctime)s %(levelname)s [wer_curve] %(message)s", level="INFO")
@@ -146,31 +172,26 @@ def main() -> None:
         model, params = load_checkpoint_model(path)
         if sp is None:
             sp = load_bpe_model(args.bpe_model or params.bpe_model)
-        for name, method in pending:
-            if method.startswith("ctc") and not getattr(model, "use_ctc", False):
+        for name in test_cuts:
+            wanted = [m for t, m in pending if t == name and usable(model, m)]
+            if not wanted:
                 continue
-            if not method.startswith("ctc") and not getattr(model, "use_transducer", True):
-                continue
-            decode_params = dict(params, decoding_method=method, max_sym_per_frame=1, beam_size=4)
-            decode_params.update(beam=20.0, max_states=64, max_contexts=8)
-            decode_params.update(chunk_size=-1, left_context_frames=-1)
-            dl = data_module.test_dataloaders(test_cuts[name])
-            results, _ = decode_dataset(
-                dl, decode_params, model, lambda ids: sp.decode(ids).split(), log_interval=10**9
+            wers = decode_wers(
+                params, model, data_module.test_dataloaders(test_cuts[name]), sp, wanted
             )
-            wer = word_error_rate([(ref, hyp) for _, ref, hyp in results])
-            row = dict(
-                checkpoint=path.name,
-                step=step,
-                epoch=str(checkpoint_info.get("cur_epoch", "")),
-                train_minutes=f"{float(checkpoint_info['train_seconds']) / 60:.2f}",
-                test_set=name,
-                method=method,
-                num_utts=str(len(test_cuts[name])),
-                wer=f"{wer:.2f}",
-            )
-            logging.info("  ".join(f"{k}={v}" for k, v in row.items()))
-            rows.append(row)
+            for method, wer in wers.items():
+                row = dict(
+                    checkpoint=path.name,
+                    step=step,
+                    epoch=str(checkpoint_info.get("cur_epoch", "")),
+                    train_minutes=f"{float(checkpoint_info['train_seconds']) / 60:.2f}",
+                    test_set=name,
+                    method=method,
+                    num_utts=str(len(test_cuts[name])),
+                    wer=f"{wer:.2f}",
+                )
+                logging.info("  ".join(f"{k}={v}" for k, v in row.items()))
+                rows.append(row)
         write_rows(out, rows)
     write_rows(out, rows)
     logging.info(f"Wrote {out}")

@@ -232,6 +232,15 @@ def decode_one_batch(
 ) -> List[DecodingResult]:
     """Encode a lhotse batch (``inputs`` (N, T, 80), ``supervisions.num_frames`` (N,)) and
     search; results follow the batch order."""
+    return search(params, model, *encode_batch(params, model, batch))
+
+
+@torch.no_grad()
+def encode_batch(
+    params: Mapping[str, Any], model: nn.Module, batch: Mapping[str, Any]
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Encoder output (N, T', C) and lengths (N,) of a lhotse batch, as the searches see it
+    (simulated streaming or full context, per ``chunk_size`` and the model's ``causal``)."""
     device = model_device(model)
     features = batch["inputs"].to(device)
     feature_lens = batch["supervisions"]["num_frames"].to(device)
@@ -247,8 +256,7 @@ def decode_one_batch(
         # right context at the end of the utterance.
         features = torch.nn.functional.pad(features, (0, 0, 0, TAIL_PADDING_FRAMES), value=LOG_EPS)
         feature_lens = feature_lens + TAIL_PADDING_FRAMES
-    encoder_out, encoder_out_lens = model.forward_encoder(features, feature_lens)
-    return search(params, model, encoder_out, encoder_out_lens)
+    return model.forward_encoder(features, feature_lens)
 
 
 @dataclass

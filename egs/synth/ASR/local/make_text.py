@@ -31,7 +31,13 @@ from typing import Callable, Dict, List, Sequence, Set, Tuple
 REPO_ROOT = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(REPO_ROOT))
 
-from voices import TEST_VOICES, TRAIN_VOICES, Voice, sample_effects  # noqa: E402
+from voices import (  # noqa: E402
+    TEST_VOICES,
+    TRAIN_VOICES,
+    Voice,
+    sample_effects,
+    sample_kokoro_voice,
+)
 
 from icefall_lite.data.transcripts import (  # noqa: E402
     digits_to_words,
@@ -439,6 +445,32 @@ def make_utterances(
     return rows
 
 
+def make_kokoro_utterances(
+    rng: random.Random,
+    num: int,
+    copies: int,
+    generators: Sequence[Tuple[Callable, float]],
+    split: str,
+    forbidden: Set[str],
+) -> List[List[str]]:
+    """``num`` sentences said by Kokoro voices (blends drawn per sentence), each written
+    ``copies`` times: the first clean, the others through their own sox effect chains. The
+    synthesis stage says each sentence once (rows share voice, rate and text)."""
+    rows: List[List[str]] = []
+    base_rows = make_utterances(rng, num, [Voice("kokoro", "")], generators, split, forbidden)
+    for index, row in enumerate(base_rows):
+        voice = sample_kokoro_voice(rng)
+        rate = rng.uniform(*voice.rate_range)
+        for copy in range(copies):
+            effects = sample_effects(rng) if copy > 0 else ""
+            utt_id = f"{split}-{voice.speaker}-k{index:05d}-{copy}"
+            rows.append(
+                [utt_id, voice.speaker, "kokoro", voice.name, f"{rate:.3f}", "1.000"]
+                + [row[6], row[7], effects]
+            )
+    return rows
+
+
 def write_tsv(rows: List[List[str]], path: Path) -> None:
     tmp = path.with_name(".tmp." + path.name)
     with open(tmp, "w", encoding="utf-8", newline="") as f:
@@ -462,6 +494,20 @@ def get_parser() -> argparse.ArgumentParser:
         type=Path,
         required=True,
         help="Normalised transcripts of the human test set, one per line (kept out of train/dev).",
+    )
+    parser.add_argument(
+        "--num-train-kokoro",
+        type=int,
+        default=0,
+        help="Extra training sentences said by Kokoro-82M voices (neural, ~100x slower to make "
+        "than espeak-ng); 0: none.",
+    )
+    parser.add_argument(
+        "--kokoro-copies",
+        type=int,
+        default=3,
+        help="Training utterances made from each Kokoro sentence (one clean, the others with "
+        "their own sox effects).",
     )
     parser.add_argument(
         "--effects",
@@ -528,6 +574,15 @@ def main() -> None:
         forbidden,
         with_effects=args.effects,
     )
+    if args.num_train_kokoro > 0:
+        train_rows += make_kokoro_utterances(
+            random.Random(f"{args.seed}-train-kokoro"),
+            args.num_train_kokoro,
+            args.kokoro_copies,
+            generators,
+            "train",
+            forbidden,
+        )
     # The check the recipe promises, done on the rows about to be written.
     leaked = {row[7] for row in train_rows + dev_rows} & forbidden
     if leaked:

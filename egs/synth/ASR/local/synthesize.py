@@ -39,6 +39,7 @@ from voices import (  # noqa: E402
     synthesize_espeak,
     synthesize_festival_batch,
     synthesize_flite,
+    synthesize_kokoro_copies,
 )
 
 # Festival utterances per process: enough to hide its start-up time, small enough to balance jobs.
@@ -108,6 +109,16 @@ def synthesize_work_item(item: Tuple[str, List[Row], str]) -> List[Tuple[str, st
     """
     engine, rows, out_dir = item
     out_dir = Path(out_dir)
+    if engine == "kokoro":
+        # One sentence, several copies (see make_text.py's --kokoro-copies).
+        outputs = [(out_dir / f"{row[0]}.wav", row[8]) for row in rows]
+        try:
+            synthesize_kokoro_copies(
+                Voice("kokoro", rows[0][3]), rows[0][6], float(rows[0][4]), outputs
+            )
+        except (subprocess.CalledProcessError, OSError, ValueError, RuntimeError) as error:
+            return [(row[0], f"kokoro failed: {error}") for row in rows]
+        return []
     if engine == "festival":
         voice = Voice("festival", rows[0][3])
         try:
@@ -147,16 +158,20 @@ def make_work_items(rows: List[Row], out_dir: Path) -> List[Tuple[str, List[Row]
     todo = [row for row in rows if not (out_dir / f"{row[0]}.wav").is_file()]
     items = []
     festival_by_voice = defaultdict(list)
+    kokoro_by_sentence = defaultdict(list)
     for row in todo:
         if row[2] == "festival":
             festival_by_voice[row[3]].append(row)
+        elif row[2] == "kokoro":
+            kokoro_by_sentence[(row[3], row[4], row[6])].append(row)
         else:
             items.append((row[2], [row], str(out_dir)))
     for voice_rows in festival_by_voice.values():
         for start in range(0, len(voice_rows), FESTIVAL_CHUNK):
             items.append(("festival", voice_rows[start : start + FESTIVAL_CHUNK], str(out_dir)))
+    items += [("kokoro", rows, str(out_dir)) for rows in kokoro_by_sentence.values()]
     # Slow items first so that the last minutes are not one job finishing a long tail.
-    items.sort(key=lambda item: item[0] != "festival")
+    items.sort(key=lambda item: item[0] not in ("festival", "kokoro"))
     return items
 
 

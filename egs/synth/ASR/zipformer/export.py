@@ -3,7 +3,7 @@
 
 Usage, from egs/synth/ASR:
 
-./zipformer/export.py --exp-dir ./zipformer/exp --tokens data/lang_bpe_500/tokens.txt \\
+./zipformer/export.py --exp-dir ./zipformer/exp --tokens data/lang_bpe_128/tokens.txt \\
     --epoch 30 --avg 9 --jit 1
 
 Writes <exp-dir>/pretrained.pt (weights + params, for ./zipformer/pretrained.py) and, with
@@ -27,7 +27,7 @@ from icefall_lite.utils import AttributeDict  # noqa: E402
 
 def get_parser():
     parser = get_export_parser(__doc__.splitlines()[0], onnx=False)
-    parser.set_defaults(exp_dir="zipformer/exp", tokens="data/lang_bpe_500/tokens.txt")
+    parser.set_defaults(exp_dir="zipformer/exp", tokens="data/lang_bpe_128/tokens.txt")
     return parser
 
 

@@ -4,12 +4,12 @@
 Usage, from egs/synth/ASR:
 
 ./zipformer/jit_pretrained.py --nn-model-filename ./zipformer/exp/jit_script.pt \\
-    --tokens data/lang_bpe_500/tokens.txt foo.wav bar.wav
+    --tokens data/lang_bpe_128/tokens.txt foo.wav bar.wav
 
 A streaming export (jit_script_chunk_16_left_128.pt) is decoded chunk by chunk:
 ./zipformer/jit_pretrained.py \\
     --nn-model-filename ./zipformer/exp/jit_script_chunk_16_left_128.pt \\
-    --tokens data/lang_bpe_500/tokens.txt --decoding-method modified_beam_search foo.wav
+    --tokens data/lang_bpe_128/tokens.txt --decoding-method modified_beam_search foo.wav
 
 Files may have any sample rate (resampled to 16 kHz, with a note) and several channels (the
 first is used, with a note); a file that cannot be read is reported by name and the others are
@@ -27,7 +27,7 @@ from icefall_lite.export.transcribe import jit_pretrained_parser, run_jit_pretra
 
 def get_parser():
     parser = jit_pretrained_parser(__doc__.splitlines()[0])
-    parser.set_defaults(tokens="data/lang_bpe_500/tokens.txt")
+    parser.set_defaults(tokens="data/lang_bpe_128/tokens.txt")
     return parser
 
 

@@ -28,7 +28,7 @@ from icefall_lite.export.transcribe import onnx_pretrained_parser, run_onnx_pret
 
 def get_parser():
     parser = onnx_pretrained_parser(__doc__.splitlines()[0])
-    parser.set_defaults(tokens="data/lang_bpe_500/tokens.txt")
+    parser.set_defaults(tokens="data/lang_bpe_128/tokens.txt")
     return parser
 
 

@@ -4,10 +4,10 @@
 Usage, from egs/synth/ASR:
 
 ./zipformer/pretrained.py --checkpoint ./zipformer/exp/pretrained.pt \\
-    --tokens data/lang_bpe_500/tokens.txt --decoding-method greedy_search foo.wav bar.flac
+    --tokens data/lang_bpe_128/tokens.txt --decoding-method greedy_search foo.wav bar.flac
 
 ./zipformer/pretrained.py --checkpoint ./zipformer/exp/pretrained.pt \\
-    --tokens data/lang_bpe_500/tokens.txt --decoding-method modified_beam_search --beam-size 4 \\
+    --tokens data/lang_bpe_128/tokens.txt --decoding-method modified_beam_search --beam-size 4 \\
     foo.wav
 
 A causal model decodes whole files exactly as chunk-wise streaming would (simulated streaming).
@@ -28,7 +28,7 @@ from icefall_lite.export.transcribe import pretrained_parser, run_pretrained  # 
 
 def get_parser():
     parser = pretrained_parser(__doc__.splitlines()[0])
-    parser.set_defaults(tokens="data/lang_bpe_500/tokens.txt")
+    parser.set_defaults(tokens="data/lang_bpe_128/tokens.txt")
     return parser
 
 

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Does a training job keep its fair share of a shared CPU? Times the synth recipe's training step
+# (tools/bench/train_step.py) alone and beside a competing single-threaded process, with
+# OpenMP's wait policy left at libgomp's default (threads spin before they sleep) and PASSIVE
+# (threads sleep at once), at 1 and 2 threads.
+#
+# Usage (from the repository root, on an otherwise idle machine):
+#   tools/bench/thread_share.sh [STEPS]      # default 8 timed steps per configuration
+#
+# The competitor is a single-threaded numpy matrix-multiply loop (what "a benchmark on the other
+# core" looks like to the scheduler). Fair share: beside one competitor on 2 cores, the job
+# should run about as fast as with 1 thread alone, not many times slower.
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+PY="${VENV:-$REPO_ROOT/.venv}/bin/python"
+STEPS="${1:-8}"
+STEP_ARGS=(--steps "$STEPS" --warmup 2 --batch 8 --seconds 4.0)
+
+competitor_pid=""
+start_competitor() {
+  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 "$PY" -c '
+import numpy as np
+a = np.random.rand(400, 400)
+while True:
+    a = (a @ a) / 400.0
+' &
+  competitor_pid=$!
+  sleep 1
+}
+stop_competitor() {
+  [[ -n "$competitor_pid" ]] && kill "$competitor_pid" 2>/dev/null && wait "$competitor_pid" 2>/dev/null
+  competitor_pid=""
+}
+trap stop_competitor EXIT
+
+# run LABEL POLICY THREADS: one train_step.py measurement; POLICY "default" leaves it unset.
+run() {
+  local label=$1 policy=$2 threads=$3 line
+  # An empty OMP_WAIT_POLICY is libgomp's default (spin a while, then sleep); icefall_lite
+  # only fills in PASSIVE when the variable is not set at all.
+  local value=$policy
+  [[ "$policy" == default ]] && value=""
+  line="$(OMP_WAIT_POLICY=$value "$PY" "$REPO_ROOT/tools/bench/train_step.py" \
+    --threads "$threads" "${STEP_ARGS[@]}" 2>/dev/null | tail -1)"
+  printf '| %-22s | %-8s | %7s | %s\n' "$label" "$policy" "$threads" "$line"
+}
+
+echo "| machine state          | OMP_WAIT_POLICY | threads | train_step.py output (ms/step, x real time)"
+for policy in default PASSIVE; do
+  run "alone" "$policy" 1
+  run "alone" "$policy" 2
+done
+start_competitor
+for policy in default PASSIVE; do
+  run "beside 1 busy process" "$policy" 1
+  run "beside 1 busy process" "$policy" 2
+done
+stop_competitor
