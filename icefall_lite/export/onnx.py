@@ -85,11 +85,31 @@ class OnnxStreamingEncoder(nn.Module):
         super().__init__()
         self.streaming_encoder = streaming_encoder
         self.encoder_proj = encoder_proj
+        self.embed_channels = streaming_encoder.encoder_embed.layer3_channels
 
     def forward(self, x: Tensor, *states: Tensor) -> Tuple[Tensor, ...]:
         x_lens = torch.full((x.size(0),), x.size(1), dtype=torch.int64, device=x.device)
-        encoder_out, _, new_states = self.streaming_encoder(x, x_lens, list(states))
+        states = list(states)
+        # embed_states is (N, SHERPA_EMBED_CHANNELS, 3, W) in the graph, whatever the model's
+        # front-end width: the model reads its first channels and the rest stay zero.
+        states[-2] = states[-2][:, : self.embed_channels]
+        encoder_out, _, new_states = self.streaming_encoder(x, x_lens, states)
+        new_states[-2] = pad_embed_state(new_states[-2])
         return (self.encoder_proj(encoder_out), *new_states)
+
+
+# sherpa-onnx makes the streaming front end's initial cache (embed_states) itself, with icefall's
+# 128 channels; a model with a narrower front end (--encoder-embed-channels) is exported with
+# its cache zero-padded to that width, so every streaming export runs in sherpa-onnx.
+SHERPA_EMBED_CHANNELS = 128
+
+
+def pad_embed_state(embed_state: Tensor) -> Tensor:
+    """(N, C, 3, W) front-end cache -> (N, max(C, 128), 3, W), zero channels appended."""
+    missing = SHERPA_EMBED_CHANNELS - embed_state.size(1)
+    if missing <= 0:
+        return embed_state
+    return torch.nn.functional.pad(embed_state, (0, 0, 0, 0, 0, missing))
 
 
 def streaming_state_names(num_layers: int) -> List[str]:
@@ -122,6 +142,7 @@ def export_streaming_encoder_onnx(
     names = streaming_state_names(num_layers)
     batch_size = 1
     states = streaming_encoder.get_init_states(batch_size)
+    states[-2] = pad_embed_state(states[-2])
     frames = streaming_encoder.decode_chunk_len + streaming_encoder.pad_length
     x = torch.zeros(batch_size, frames, _feature_dim_of(streaming_encoder.encoder_embed))
     dynamic_axes = {"x": {0: "N"}, "encoder_out": {0: "N"}}

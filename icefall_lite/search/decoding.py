@@ -334,6 +334,12 @@ def save_results(
     logging.info(f"The transcripts are stored in {recogs}")
     if params.get("skip_scoring"):
         return None
+    if not any(len(ref) for _, ref, _ in results):
+        # A WER over no reference words is no score (it used to print 0.00 or inf).
+        raise ValueError(
+            f"test set '{test_set_name}': {len(results)} cut(s) and no reference words; "
+            f"check its cut manifest (are the supervisions' texts there?)"
+        )
     key = result_key(params)
     errs = res_dir / f"errs-{test_set_name}-{suffix}.txt"
     wer = write_error_stats(errs, f"{test_set_name}-{key}", results, enable_log=True)
@@ -366,6 +372,11 @@ def decode_test_sets(
             test_set_name=name,
             total_cuts=(total_cuts or {}).get(name),
         )
+        if stats.num_cuts == 0:
+            raise ValueError(
+                f"test set '{name}' has no cuts: nothing to score; check its cut manifest or "
+                f"leave it out of --test-sets"
+            )
         wer = save_results(params, name, results)
         summary[name] = (wer, stats)
     lines = [f"{'test set':<16}{'WER %':>8}{'cuts':>8}{'audio s':>10}{'decode s':>10}{'RTF':>9}"]

@@ -143,8 +143,12 @@ def test_onnx_streaming_encoder_matches_pytorch_chunkwise(causal_model, tmp_path
     # two streams, the second joining one chunk later (states stacked from batch-1 states)
     states_onnx = onnx_encoder.get_init_states(2)
     states_torch = eager.get_init_states(2)
-    for a, b in zip(states_onnx, states_torch):
+    for a, b in zip(states_onnx[:-2] + states_onnx[-1:], states_torch[:-2] + states_torch[-1:]):
         assert a.shape == b.shape
+    # The front-end cache has sherpa-onnx's 128 channels in the graph, the tiny model's 32 inside.
+    channels = m.encoder_embed.layer3_channels
+    assert channels < 128 and states_onnx[-2].shape[1] == 128
+    assert states_onnx[-2].shape[2:] == states_torch[-2].shape[2:]
     frames = 45
     with torch.no_grad():
         for _ in range(3):
@@ -155,3 +159,6 @@ def test_onnx_streaming_encoder_matches_pytorch_chunkwise(causal_model, tmp_path
             torch.testing.assert_close(got, m.joiner.encoder_proj(want), rtol=0, atol=1e-4)
             assert torch.equal(got_lens, want_lens)
     assert np.array_equal(states_onnx[-1].numpy(), states_torch[-1].numpy())
+    embed = states_onnx[-2]
+    torch.testing.assert_close(embed[:, :channels], states_torch[-2], rtol=0, atol=1e-4)
+    assert not embed[:, channels:].abs().any()

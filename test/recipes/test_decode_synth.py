@@ -185,6 +185,29 @@ def test_model_flag_contradicting_the_checkpoint_is_rejected(synth_dir):
     )
 
 
+def test_empty_or_textless_test_set_is_an_error_not_a_score(synth_dir, tmp_path):
+    """A test set with no cuts (or no reference words) used to score WER 0.00 (or inf)."""
+    from lhotse import CutSet
+
+    manifests = tmp_path / "fbank"
+    manifests.mkdir()
+    cuts = CutSet.from_file(synth_dir["manifest_dir"] / "synth_cuts_dev.jsonl.gz").to_eager()
+    CutSet.from_cuts([]).to_file(manifests / "synth_cuts_empty.jsonl.gz")
+    textless = list(cuts)
+    for cut in textless:
+        for supervision in cut.supervisions:
+            supervision.text = ""
+    CutSet.from_cuts(textless).to_file(manifests / "synth_cuts_textless.jsonl.gz")
+    script = load_recipe_script("synth")
+    for name, message in (("empty", "has no cuts"), ("textless", "no reference words")):
+        args = common_args(synth_dir, "--test-sets", name, "--use-averaged-model", "0")
+        args[args.index("--manifest-dir") + 1] = str(manifests)
+        with pytest.raises(ValueError, match=f"test set '{name}'.*{message}"):
+            script.run_decode(script.get_parser(), args, "synth", script.get_params())
+        res_dir = synth_dir["exp_dir"] / "greedy_search"
+        assert not list(res_dir.glob(f"wer-summary-{name}-*"))
+
+
 def test_missing_epoch_names_existing_ones(synth_dir):
     script = load_recipe_script("synth")
     args = common_args(synth_dir)

@@ -235,7 +235,8 @@ def test_non_causal_model_skips_streaming_and_exports_offline(tmp_path: Path) ->
     )
     assert re.search(r"stage 4 streaming .*skipped: model not causal", proc.stdout)
     export, export_onnx, onnx = lines[3:]
-    # The default --avg 1 is the newest epoch as it is, not the running average.
+    # The default --avg 2 needs a start epoch before the window: with 2 epochs it falls back to
+    # the newest epoch as it is.
     assert "--epoch 2 --avg 1 --use-averaged-model 0" in export and "--chunk-size" not in export
     assert "--chunk-size" not in export_onnx
     assert "--encoder-model-filename zipformer/exp/encoder-epoch-2-avg-1.onnx" in onnx
@@ -267,6 +268,14 @@ def test_single_epoch_uses_plain_checkpoint(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     decode = calls(root)[1]
     assert "--epoch 1 --avg 1 --use-averaged-model 0" in decode
+
+
+def test_default_average_is_the_last_two_epochs(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, ["zipformer/train.py", "zipformer/decode.py"])
+    proc = run(root, "--stage", "2", "--stop-stage", "3", FAKE_EPOCHS="4")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    decode = calls(root)[1]
+    assert "--epoch 4 --avg 2 " in decode and "--use-averaged-model" not in decode
 
 
 def test_stop_stage_limits_the_run(tmp_path: Path) -> None:

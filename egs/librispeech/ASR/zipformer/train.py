@@ -36,15 +36,21 @@ log/log-train-* and tensorboard/.
 
 import argparse
 
-from icefall_lite.data import AsrDataModule
-from icefall_lite.models import add_model_arguments
-from icefall_lite.training import (
+# Before anything loads torch (and with it libgomp, which reads OMP_WAIT_POLICY once).
+from icefall_lite.threads import choose_omp_wait_policy
+
+OMP_WAIT_POLICY_CHOICE = choose_omp_wait_policy()
+
+# isort: split
+from icefall_lite.data import AsrDataModule  # noqa: E402
+from icefall_lite.models import add_model_arguments  # noqa: E402
+from icefall_lite.training import (  # noqa: E402
     HelpFormatter,
     add_training_arguments,
     get_training_params,
     train,
 )
-from icefall_lite.utils import AttributeDict, str2bool
+from icefall_lite.utils import AttributeDict, str2bool  # noqa: E402
 
 # The library's flag defaults are icefall's LibriSpeech ones; only data names differ here.
 LIBRISPEECH_DEFAULTS = dict(
@@ -79,6 +85,7 @@ def main() -> None:
     args = get_parser().parse_args()
     params = get_params()
     params.update(vars(args))
+    params.omp_wait_policy = OMP_WAIT_POLICY_CHOICE
     train_splits = ["train-all-shuf"] if params.full_libri else ["train-clean-100"]
     train(
         params,

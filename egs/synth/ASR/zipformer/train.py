@@ -25,15 +25,21 @@ log/log-train-* and tensorboard/. Decode with ./zipformer/decode.py --epoch N --
 
 import argparse
 
-from icefall_lite.data import AsrDataModule
-from icefall_lite.models import add_model_arguments
-from icefall_lite.training import (
+# Before anything loads torch (and with it libgomp, which reads OMP_WAIT_POLICY once).
+from icefall_lite.threads import choose_omp_wait_policy
+
+OMP_WAIT_POLICY_CHOICE = choose_omp_wait_policy()
+
+# isort: split
+from icefall_lite.data import AsrDataModule  # noqa: E402
+from icefall_lite.models import add_model_arguments  # noqa: E402
+from icefall_lite.training import (  # noqa: E402
     HelpFormatter,
     add_training_arguments,
     get_training_params,
     train,
 )
-from icefall_lite.utils import AttributeDict
+from icefall_lite.utils import AttributeDict  # noqa: E402
 
 # Flag defaults of this recipe (the library's defaults are icefall's LibriSpeech ones), chosen
 # by measuring WER against training minutes on a 2-core CPU (RESULTS.md, "egs/synth/ASR: the
@@ -99,6 +105,7 @@ def main() -> None:
     args = get_parser().parse_args()
     params = get_params()
     params.update(vars(args))
+    params.omp_wait_policy = OMP_WAIT_POLICY_CHOICE
     train(params, cuts_prefix="synth", train_splits=["train"], valid_splits=["dev"])
 
 

@@ -1,0 +1,64 @@
+"""OpenMP wait policy for a job that may share its CPU cores (no torch import here).
+
+libgomp's default lets a thread spin for a while before it sleeps. On an idle machine that is
+the fastest setting (a 2-thread training step of the synth recipe: 283 ms, against 553 ms with
+``OMP_WAIT_POLICY=PASSIVE``); beside another busy process the spinning threads fight it for the
+cores and the step takes 1,133 ms, against 638 ms with PASSIVE (RESULTS.md, "Threads on a shared
+machine"). :func:`choose_omp_wait_policy` picks PASSIVE when other processes are busy at start.
+It must run before torch is imported (libgomp reads the variable when it loads), which is why
+the recipe scripts call it first.
+"""
+
+import os
+import time
+from typing import Optional, Tuple
+
+# Other processes' CPU use (in cores) at or above which the job starts with PASSIVE waiting.
+BUSY_CORES = 0.5
+
+
+def _cpu_times() -> Optional[Tuple[float, float]]:
+    """(busy, total) jiffies of all CPUs from /proc/stat, or None where it is not readable."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [float(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def other_busy_cores(window: float = 0.3) -> Optional[float]:
+    """Cores kept busy by other processes over ``window`` seconds (None if unknown)."""
+    start, own_start = _cpu_times(), _own_cpu_seconds()
+    if start is None:
+        return None
+    time.sleep(window)
+    end, own_end = _cpu_times(), _own_cpu_seconds()
+    if end is None or end[1] <= start[1]:
+        return None
+    cores = os.cpu_count() or 1
+    busy_fraction = (end[0] - start[0]) / (end[1] - start[1])
+    return max(0.0, busy_fraction * cores - (own_end - own_start) / window)
+
+
+def choose_omp_wait_policy(busy_cores: float = BUSY_CORES) -> str:
+    """Set ``OMP_WAIT_POLICY=PASSIVE`` when other processes use ``busy_cores`` or more.
+
+    An ``OMP_WAIT_POLICY`` already in the environment is left as it is. Returns what was
+    decided, for the log: ``"PASSIVE (other processes busy: 1.0 cores)"``, ``"default ..."``
+    or ``"ACTIVE (set by the user)"``.
+    """
+    if os.environ.get("OMP_WAIT_POLICY"):
+        return f"{os.environ['OMP_WAIT_POLICY']} (set by the user)"
+    busy = other_busy_cores()
+    if busy is not None and busy >= busy_cores:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        return f"PASSIVE (other processes busy: {busy:.1f} cores)"
+    shown = "unknown" if busy is None else f"{busy:.1f} cores"
+    return f"libgomp default, threads spin before they sleep (other processes busy: {shown})"
