@@ -1035,8 +1035,6 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
     params.run_start_time = time.time()
     params.train_seconds_before_run = 0.0
     params.train_seconds = 0.0
-    params.epoch_cuts_done = 0
-    params.epoch_num_cuts = 0
     resume_from = resume_checkpoint_path(params)
     if resume_from is None and params.init_from is not None:
         logging.info(f"Initialising the model from {params.init_from}")

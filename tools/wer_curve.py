@@ -90,9 +90,9 @@ def _row_key(row: Dict[str, str]) -> Tuple[str, ...]:
     return (row["checkpoint"], row["step"], row["test_set"], row["method"], row["num_utts"])
 
 
-def load_checkpoint_model(path: Path) -> Tuple[torch.nn.Module, AttributeDict]:
-    """The model a checkpoint describes, with its weights, in eval mode, and its params."""
-    checkpoint = read_checkpoint(path)
+def load_checkpoint_model(checkpoint: Dict) -> Tuple[torch.nn.Module, AttributeDict]:
+    """The model a checkpoint (from ``read_checkpoint``) describes, with its weights, in eval
+    mode, and its params."""
     params = AttributeDict(stored_params(checkpoint))
     model = build_model(params)
     model.load_state_dict(checkpoint["model"])
@@ -144,7 +144,6 @@ def main() -> None:
     test_cuts = {}
     for name in [s for s in args.test_sets.split(",") if s]:
         cuts = data_module.load_cuts(args.cuts_prefix, name).to_eager()
-        cuts = cuts.sort_by_id() if hasattr(cuts, "sort_by_id") else cuts
         ids = sorted(cuts.ids)
         if args.max_utts > 0:
             ids = ids[: args.max_utts]
@@ -169,7 +168,7 @@ def main() -> None:
         ]
         if not pending:
             continue
-        model, params = load_checkpoint_model(path)
+        model, params = load_checkpoint_model(checkpoint_info)
         if sp is None:
             sp = load_bpe_model(args.bpe_model or params.bpe_model)
         for name in test_cuts:

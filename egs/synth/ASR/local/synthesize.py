@@ -81,7 +81,7 @@ def audio_problem(wav: Path) -> str:
         return f"unreadable ({error})"
     if len(samples) < MIN_SAMPLES:
         return f"too short ({len(samples)} samples)"
-    if len(samples) == 0 or int(np.abs(samples.astype(np.int32)).max()) < MIN_PEAK:
+    if int(np.abs(samples.astype(np.int32)).max()) < MIN_PEAK:
         return "silent"
     return ""
 

@@ -116,10 +116,13 @@ def missing_tools() -> List[str]:
 def _to_16k(raw_wav: Path, out_wav: Path, gain_db: float, effects: str = "") -> None:
     """Convert to 16 kHz mono 16-bit, applying the sox ``effects`` chain first; the final
     ``gain -n`` normalises the peak (reverb and speed change the level) before ``gain_db``."""
-    chain = effects.split() + ["gain", "-n", f"{gain_db - 3.0:.1f}"] if effects else []
+    if effects:
+        chain = effects.split() + ["gain", "-n", f"{gain_db - 3.0:.1f}"]
+    else:
+        chain = ["gain", f"{gain_db:.1f}"]
     subprocess.run(
         ["sox", "-q", str(raw_wav), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(out_wav)]
-        + (chain or ["gain", f"{gain_db:.1f}"]),
+        + chain,
         check=True,
         stderr=subprocess.PIPE,
     )
