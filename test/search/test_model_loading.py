@@ -29,11 +29,13 @@ def build(params):
 
 
 def _write_epochs(exp_dir, num_epochs, width=3):
-    """epoch-e.pt whose weights equal e during all of epoch e, with the running average of
-    every batch so far (average_period 1): mean over epochs 1..e = (e + 1) / 2."""
+    """epoch-e.pt (and checkpoint-10e.pt) whose weights end epoch e at 10 * e, while the
+    running average over every batch so far (average_period 1) treats the weights as e during
+    all of epoch e: mean over epochs 1..e = (e + 1) / 2. The two selections (files vs. running
+    average) therefore give values a factor of 10 apart."""
     for e in range(1, num_epochs + 1):
         model, avg = Constant(width), Constant(width)
-        model.weight.data.fill_(float(e))
+        model.weight.data.fill_(10.0 * e)
         avg.weight.data.fill_((e + 1) / 2)
         params = {
             "width": width,
@@ -56,15 +58,16 @@ def _params(exp_dir, **kw):
 @pytest.mark.parametrize(
     "selection, expected",
     [
-        (dict(epoch=3, avg=1), 3.0),
-        (dict(epoch=4, avg=2), 3.5),  # mean of epoch-3 and epoch-4
-        (dict(epoch=4, avg=3), 3.0),
+        (dict(epoch=3, avg=1), 30.0),
+        (dict(epoch=4, avg=2), 35.0),  # mean of epoch-3 and epoch-4
+        (dict(epoch=4, avg=3), 30.0),
         # running average over batches (20, 40]: epochs 3 and 4 -> 3.5
         (dict(epoch=4, avg=2, use_averaged_model=True), 3.5),
         # (10, 40]: epochs 2..4 -> 3.0
         (dict(epoch=4, avg=3, use_averaged_model=True), 3.0),
-        (dict(iter=30, avg=2), 2.5),  # checkpoint-20 and checkpoint-30
+        (dict(iter=30, avg=2), 25.0),  # checkpoint-20 and checkpoint-30
         (dict(iter=40, avg=1, use_averaged_model=True), 4.0),  # window (30, 40]
+        (dict(iter=40, avg=1), 40.0),
     ],
 )
 def test_averaging_options_load_expected_weights(tmp_path, selection, expected):
