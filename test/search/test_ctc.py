@@ -58,8 +58,10 @@ def test_wide_prefix_beam_search_matches_enumeration():
     )
     assert tuple(result.tokens) == expected
     assert result.score == pytest.approx(totals[expected], abs=1e-6)
-    # The most probable prefix can differ from the best path's collapse; the search must
-    # not simply return greedy's answer.
+    # Here the most probable prefix is not the best path's collapse, so a search that
+    # returned greedy's answer (or kept one prefix per frame) would fail.
+    (greedy,) = ctc_greedy_search(log_probs, torch.tensor([num_frames]))
+    assert tuple(greedy.tokens) != expected
     ranked = sorted(totals.values(), reverse=True)
     assert ranked[0] > ranked[1] + 1e-6
 
