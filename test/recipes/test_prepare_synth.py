@@ -44,14 +44,14 @@ def test_prepare_synth_tiny(tmp_path):
     if not (RECIPE / "shared" / "parse_options.sh").is_file():
         pytest.skip("egs/synth/ASR/shared/parse_options.sh not there yet")
     sizes = ["--num-train", "40", "--num-dev", "6", "--num-test-synth", "8"]
-    kokoro = ["--num-train-kokoro", "2", "--kokoro-copies", "2"]
+    kokoro = ["--num-train-kokoro", "2", "--kokoro-copies", "2", "--num-train-piper", "3"]
     result = run_prepare(
         tmp_path, *sizes, *kokoro, "--num-test-human", "5", "--vocab-size", "40", "--nj", "2"
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     data = tmp_path / "data"
-    for split, num in (("train", 44), ("dev", 6), ("test-synth", 8), ("test-human", 5)):
+    for split, num in (("train", 47), ("dev", 6), ("test-synth", 8), ("test-human", 5)):
         cuts = data / "fbank" / f"synth_cuts_{split}.jsonl.gz"
         assert count_lines(cuts) == num, split
     with gzip.open(data / "fbank" / "synth_cuts_test-human.jsonl.gz", "rt") as f:
@@ -75,11 +75,17 @@ def test_prepare_synth_tiny(tmp_path):
 
     tokens = (data / "lang_bpe_40" / "tokens.txt").read_text().splitlines()
     assert tokens[:3] == ["<blk> 0", "<sos/eos> 1", "<unk> 2"]
-    assert "| train | 44 |" in result.stdout  # the summary table with hours per split
+    assert "| train | 47 |" in result.stdout  # the summary table with hours per split
     # Two Kokoro sentences, two copies each (the second through its own sox effect chain).
     kokoro_rows = [r for r in rows["train"] if r[2] == "kokoro"]
     assert len(kokoro_rows) == 4 and {r[7] for r in kokoro_rows[:2]} == {kokoro_rows[0][7]}
     assert kokoro_rows[0][8] == "" and kokoro_rows[1][8] != ""
+    # Three Piper utterances, each with its own text, in the train cuts (audio was made).
+    piper_rows = [r for r in rows["train"] if r[2] == "piper"]
+    assert len(piper_rows) == 3 and len({r[7] for r in piper_rows}) == 3
+    with gzip.open(data / "fbank" / "synth_cuts_train.jsonl.gz", "rt") as f:
+        train_ids = {json.loads(line)["id"] for line in f}
+    assert {r[0] for r in piper_rows} <= train_ids
     assert "took" in result.stdout
 
     # Same seed, same text: stage 2 again into another folder.

