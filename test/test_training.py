@@ -398,12 +398,12 @@ def test_training_checkpoint_restores_the_adapted_whiten_prob(tmp_path):
 
 def test_epoch_checkpoint_keeps_every_ranks_regulariser_state(tmp_path):
     from icefall_lite.checkpoint import load_checkpoint
-    from icefall_lite.training import save_epoch_checkpoint
+    from icefall_lite.training import TrainingState, save_epoch_checkpoint
 
     model = _whitened_model()
     params = _params(exp_dir=tmp_path, best_train_epoch=0, best_valid_epoch=0)
     per_rank = [{"encoder.whiten.prob": 0.05}, {"encoder.whiten.prob": 0.25}]
-    save_epoch_checkpoint(params, model, None, None, None, None, None, [{}, {}], 0, per_rank)
+    save_epoch_checkpoint(TrainingState(params, model), [{}, {}], per_rank)
     checkpoint = load_checkpoint(tmp_path / "epoch-1.pt", model=_whitened_model())
     for rank in (0, 1):
         resumed = _whitened_model()

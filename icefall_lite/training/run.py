@@ -1,0 +1,317 @@
+"""One rank's whole training job, and the entry point a recipe's ``main()`` calls.
+
+:func:`train` checks the flags and starts ``--world-size`` processes (or is one rank under
+torchrun); each runs :func:`run`: process set-up, the :class:`TrainingState` (model, average,
+optimizer, scheduler, scaler; resumed or ``--init-from``), the data loaders, an OOM scan on
+GPU, then the epoch loop writing ``epoch-N.pt`` / ``best-*.pt``.
+"""
+
+import copy
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from torch.nn.parallel import DistributedDataParallel as DDP
+
+from icefall_lite.checkpoint import load_checkpoint
+from icefall_lite.data import AsrDataModule, filter_cuts_for_training, load_bpe_model
+from icefall_lite.dist import choose_device, cleanup_dist, launch, setup_dist
+from icefall_lite.models import build_model
+from icefall_lite.rnnt import resolve_backend, set_backend
+from icefall_lite.training.checkpoints import (
+    restore_training_state,
+    resume_checkpoint_path,
+    save_epoch_checkpoint,
+)
+from icefall_lite.training.flags import check_training_arguments
+from icefall_lite.training.loop import format_minutes, train_epoch, validate_and_log
+from icefall_lite.training.loss import compute_loss
+from icefall_lite.training.state import TrainingState, fix_random_seed, gather_rank_states
+from icefall_lite.utils import AttributeDict, get_env_info, setup_logger
+
+__all__ = ["build_optimizer_and_scheduler", "run", "scan_pessimistic_batches_for_oom", "train"]
+
+
+def train(
+    params: AttributeDict,
+    cuts_prefix: str,
+    train_splits: List[str],
+    valid_splits: List[str],
+) -> None:
+    """Entry point of a recipe's ``main()``: checks the flags and starts the rank processes.
+
+    ``--world-size`` processes are spawned (Gloo on CPU, NCCL on GPUs); under torchrun this
+    process is one rank (see :func:`icefall_lite.dist.launch`).
+
+    Args:
+      params: the recipe's fixed parameters updated with the parsed flags.
+      cuts_prefix: dataset name in the cut manifests, e.g. ``synth`` or ``librispeech``.
+      train_splits: splits trained on, concatenated, e.g. ``["train"]``.
+      valid_splits: splits validated on, e.g. ``["dev-clean", "dev-other"]``.
+    """
+    params.cuts_prefix = cuts_prefix
+    params.train_splits = list(train_splits)
+    params.valid_splits = list(valid_splits)
+    try:
+        check_training_arguments(params)
+    except (ValueError, FileNotFoundError) as error:
+        # A bad flag is the user's mistake, not a crash: one line, no traceback.
+        raise SystemExit(f"error: {error}") from None
+    launch(run, params, params.world_size)
+
+
+def run(rank: int, world_size: int, params: AttributeDict) -> None:
+    """The whole training job of one rank.
+
+    Args:
+      rank: this process's rank in [0, world_size).
+      world_size: number of processes.
+      params: flags (``vars(args)``) merged with the recipe's fixed parameters; must name the
+        cut manifests with ``manifest_dir``, ``cuts_prefix``, ``train_splits``, ``valid_splits``.
+    """
+    params = AttributeDict(params)
+    device = _set_up_process(rank, world_size, params)
+    tb_writer = None
+    if rank == 0 and params.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        tb_writer = SummaryWriter(log_dir=f"{params.exp_dir}/tensorboard")
+    sp = _load_tokenizer(params)
+    logging.info(f"Device: {device}, world size: {world_size}")
+    logging.info(params)
+
+    state, checkpoint = _build_state(params, rank, world_size, device)
+    state.sp, state.tb_writer = sp, tb_writer
+    train_dl, valid_dl, resume_state = _data_loaders(state, checkpoint)
+    try:
+        for epoch in range(params.start_epoch, params.num_epochs + 1):
+            _train_and_save_epoch(state, epoch, train_dl, valid_dl, resume_state)
+            resume_state = None
+        logging.info(
+            f"Done! Training wall time: {format_minutes(params.get('train_seconds', 0.0))}"
+        )
+    finally:
+        if tb_writer is not None:
+            tb_writer.close()
+        if world_size > 1:
+            cleanup_dist()
+
+
+def _set_up_process(rank: int, world_size: int, params: AttributeDict) -> torch.device:
+    """Threads, process group, seed, log file and loss backend of this rank; returns its
+    device."""
+    params.exp_dir = Path(params.exp_dir)
+    params.world_size = world_size  # under torchrun, --world-size is not what counts
+    device = choose_device(rank)
+    if params.get("num_threads", 0) > 0:
+        torch.set_num_threads(params.num_threads)
+    elif device.type == "cpu" and world_size > 1:
+        # Ranks share the CPU cores: one intra-op pool per rank of cores / ranks threads.
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
+    if world_size > 1:
+        setup_dist(
+            rank,
+            world_size,
+            params.master_port,
+            use_ddp_launch=params.use_ddp_launch,
+            timeout=params.dist_timeout,
+        )
+    fix_random_seed(params.seed)
+    setup_logger(f"{params.exp_dir}/log/log-train")
+    logging.info("Training started")
+    set_backend(params.get("rnnt_backend", "auto"))
+    logging.info(f"Pruned RNN-T loss backend: {resolve_backend(device)}")
+    return device
+
+
+def _load_tokenizer(params: AttributeDict) -> Any:
+    """The BPE model; sets ``blank_id``, ``sos_id``/``eos_id``, ``vocab_size`` and
+    ``env_info`` in ``params``."""
+    sp = load_bpe_model(params.bpe_model)
+    params.blank_id = sp.piece_to_id("<blk>")
+    params.sos_id = params.eos_id = sp.piece_to_id("<sos/eos>")
+    params.vocab_size = sp.get_piece_size()
+    params.env_info = get_env_info()  # save_checkpoint stores it as plain types
+    return sp
+
+
+def build_optimizer_and_scheduler(params: AttributeDict, model: nn.Module) -> Tuple[Any, Any]:
+    """ScaledAdam over the model's parameter groups and the Eden schedule."""
+    from icefall_lite.optim import Eden, ScaledAdam, get_parameter_groups_with_lrs
+
+    optimizer = ScaledAdam(
+        get_parameter_groups_with_lrs(model, lr=params.base_lr, include_names=True),
+        lr=params.base_lr,
+        clipping_scale=2.0,
+    )
+    scheduler = Eden(
+        optimizer,
+        params.lr_batches,
+        params.lr_epochs,
+        warmup_batches=params.get("lr_warmup_batches", 500),
+    )
+    return optimizer, scheduler
+
+
+def _build_state(
+    params: AttributeDict, rank: int, world_size: int, device: torch.device
+) -> Tuple[TrainingState, Optional[Dict[str, Any]]]:
+    """Model (``--init-from`` or resumed), average, optimizer, scheduler and scaler; the model
+    is DDP-wrapped when world_size > 1. Returns the state and the resume checkpoint, if any."""
+    model = build_model(params)
+    num_param = sum(p.numel() for p in model.parameters())
+    logging.info(f"Number of model parameters: {num_param}")
+
+    params.run_start_time = time.time()
+    params.train_seconds_before_run = 0.0
+    params.train_seconds = 0.0
+    resume_from = resume_checkpoint_path(params)
+    if resume_from is None and params.init_from is not None:
+        logging.info(f"Initialising the model from {params.init_from}")
+        load_checkpoint(params.init_from, model=model, strict=False)
+
+    model_avg = copy.deepcopy(model).to(torch.float64) if rank == 0 else None
+    model.to(device)
+    optimizer, scheduler = build_optimizer_and_scheduler(params, model)
+    state = TrainingState(
+        params=params,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=torch.amp.GradScaler("cuda", enabled=params.use_fp16, init_scale=1.0),
+        model_avg=model_avg,
+        rank=rank,
+        world_size=world_size,
+    )
+    checkpoint = None
+    if resume_from is not None:
+        checkpoint = restore_training_state(state, resume_from)
+    if world_size > 1:
+        logging.info("Using DDP")
+        state.model = DDP(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True,
+        )
+    return state, checkpoint
+
+
+def _load_split_cuts(
+    data_module: AsrDataModule, params: AttributeDict, splits: List[str], sp: Any, name: str
+):
+    """The named splits' cuts (lazily concatenated); training cuts are filtered with a report."""
+    cuts = data_module.load_cuts(params.cuts_prefix, splits[0])
+    for split in splits[1:]:
+        cuts = cuts + data_module.load_cuts(params.cuts_prefix, split)
+    if name == "training cuts":
+        cuts, report = filter_cuts_for_training(
+            cuts, sp=sp, name=f"{name} ({', '.join(splits)})", return_report=True
+        )
+        params.epoch_num_cuts = report.num_kept  # for the progress/ETA of the log lines
+    return cuts
+
+
+def _data_loaders(
+    state: TrainingState, checkpoint: Optional[Dict[str, Any]]
+) -> Tuple[Any, Any, Optional[Dict[str, Any]]]:
+    """Training and validation loaders (the sampler restored on a mid-epoch resume), the OOM
+    scan on GPU, and the RNG / running-loss state a mid-epoch resume continues from."""
+    params, sp = state.params, state.sp
+    data_module = AsrDataModule(params)
+    train_cuts = _load_split_cuts(data_module, params, params.train_splits, sp, "training cuts")
+    valid_cuts = _load_split_cuts(data_module, params, params.valid_splits, sp, "validation cuts")
+    sampler_state = None
+    if params.start_batch > 0 and checkpoint is not None and "sampler" in checkpoint:
+        sampler_state = checkpoint["sampler"]
+    train_dl = data_module.train_dataloaders(
+        train_cuts, sampler_state_dict=sampler_state, seed=params.seed
+    )
+    valid_dl = data_module.valid_dataloaders(valid_cuts)
+    state.sampler = train_dl.sampler
+
+    if torch.cuda.is_available() and sampler_state is None:
+        scan_pessimistic_batches_for_oom(state.model, train_dl, state.optimizer, sp, params)
+
+    resume_state = None
+    if params.start_batch > 0 and checkpoint is not None:
+        resume_state = {
+            "rng_states": checkpoint["rng_states"],
+            "train_loss_tracker": checkpoint.get("train_loss_tracker", {}),
+        }
+        if len(resume_state["rng_states"]) != state.world_size:
+            raise ValueError(
+                f"--start-batch {params.start_batch}: the checkpoint was written with world size "
+                f"{len(resume_state['rng_states'])}, this run has --world-size {state.world_size}"
+            )
+    return train_dl, valid_dl, resume_state
+
+
+def _train_and_save_epoch(
+    state: TrainingState,
+    epoch: int,
+    train_dl: Any,
+    valid_dl: Any,
+    resume_state: Optional[Dict[str, Any]],
+) -> None:
+    """One epoch (the rest of one when ``resume_state`` is given), validation, ``epoch-N.pt``."""
+    params = state.params
+    state.scheduler.step_epoch(epoch - 1)
+    params.cur_epoch = epoch
+    if resume_state is None:
+        # Each epoch's randomness depends only on (seed, epoch, rank), so resuming from an
+        # epoch checkpoint replays exactly; ranks differ in dropout/SpecAugment.
+        fix_random_seed(params.seed + epoch - 1 + 1000003 * state.rank)
+        train_dl.sampler.set_epoch(epoch - 1)
+    if state.tb_writer is not None:
+        state.tb_writer.add_scalar("train/epoch", epoch, params.batch_idx_train)
+
+    train_epoch(state, train_dl, valid_dl, resume_state)
+    validate_and_log(state, valid_dl)
+    rng_states, regulariser_states = gather_rank_states(state)
+    save_epoch_checkpoint(state, rng_states, regulariser_states)
+    logging.info(
+        f"Epoch {epoch} done: train loss {params.train_loss:.4g}, valid loss "
+        f"{params.valid_loss:.4g} (best valid {params.best_valid_loss:.4g} at epoch "
+        f"{params.best_valid_epoch})"
+    )
+
+
+def scan_pessimistic_batches_for_oom(
+    model: nn.Module,
+    train_dl: Any,
+    optimizer: torch.optim.Optimizer,
+    sp: Any,
+    params: AttributeDict,
+) -> None:
+    """Run forward + backward on the largest batches the sampler can produce, before training.
+
+    Finds out in seconds, not hours, whether ``--max-duration`` fits in GPU memory. The weights
+    are not changed (no optimizer step). The sampler is iterated to its end, so call this before
+    the epoch loop sets the epoch (not on a sampler restored mid-epoch).
+    """
+    from lhotse.dataset.sampling.utils import find_pessimistic_batches
+
+    logging.info("Sanity check -- see if any of the batches in epoch 1 would cause OOM.")
+    batches, crit_values = find_pessimistic_batches(train_dl.sampler)
+    for criterion, cuts in batches.items():
+        batch = train_dl.dataset[cuts]
+        try:
+            loss, _ = compute_loss(params, model, sp, batch, is_training=True)
+            loss.backward()
+            optimizer.zero_grad()
+        except torch.cuda.OutOfMemoryError:
+            logging.error(
+                "Your GPU ran out of memory with the current max_duration setting. We recommend "
+                f"decreasing max_duration and trying again.\nFailing criterion: {criterion} "
+                f"(={crit_values[criterion]}) ..."
+            )
+            raise
+        if torch.cuda.is_available():
+            logging.info(
+                f"Maximum memory allocated so far is "
+                f"{torch.cuda.max_memory_allocated() // 1000000}MB"
+            )
