@@ -37,6 +37,7 @@ __all__ = [
     "capture_rng_state",
     "find_checkpoints",
     "load_averaged_model",
+    "load_checkpoint_files",
     "load_checkpoint",
     "read_checkpoint",
     "remove_checkpoints",
@@ -45,6 +46,7 @@ __all__ = [
     "restore_rng_state",
     "save_checkpoint",
     "save_checkpoint_with_global_batch_idx",
+    "stored_params",
     "update_averaged_model",
 ]
 
@@ -245,6 +247,18 @@ def read_checkpoint(filename: Pathlike, map_location: Union[str, torch.device] =
             f"{filename}: expected a checkpoint dict, found {type(checkpoint).__name__}"
         )
     return checkpoint
+
+
+def stored_params(checkpoint: Dict[str, Any]) -> Dict[str, Any]:
+    """The params a checkpoint was saved with (its top-level non-component entries).
+
+    Checkpoints written before ``--encoder-embed-channels`` existed used 128 front-end
+    channels for every preset; that is filled in so they keep loading.
+    """
+    params = {k: v for k, v in checkpoint.items() if k not in _COMPONENT_KEYS}
+    if "model_size" in params and "encoder_embed_channels" not in params:
+        params["encoder_embed_channels"] = 128
+    return params
 
 
 def _model_state(checkpoint: dict, filename: Pathlike, key: str = "model") -> Dict[str, Any]:
@@ -593,6 +607,19 @@ def load_averaged_model(
         files = resolve_iter_checkpoints(exp_dir, iteration, avg, use_averaged_model)
     else:
         files = resolve_epoch_checkpoints(exp_dir, epoch, avg, use_averaged_model)
+    load_checkpoint_files(model, files, use_averaged_model, device)
+    return files
+
+
+def load_checkpoint_files(
+    model: nn.Module,
+    files: Sequence[Pathlike],
+    use_averaged_model: bool,
+    device: Union[str, torch.device] = "cpu",
+) -> None:
+    """Load into ``model`` (strictly) the weights of already resolved files (oldest first, from
+    :func:`resolve_epoch_checkpoints` / :func:`resolve_iter_checkpoints`): the window between
+    the two running averages with ``use_averaged_model``, else the mean of the files."""
     if use_averaged_model:
         state = average_checkpoints_with_averaged_model(files[0], files[1], device)
         logging.info(f"Averaged the window ({files[0]}, {files[1]}] of the running average")
@@ -603,7 +630,6 @@ def load_averaged_model(
         state = average_checkpoints(files, device)
         logging.info(f"Averaged {len(files)} checkpoints: {[str(f) for f in files]}")
     _unwrap(model).load_state_dict(state, strict=True)
-    return files
 
 
 def add_model_averaging_arguments(parser: Any) -> None:

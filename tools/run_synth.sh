@@ -226,8 +226,7 @@ check_model_flags() {
   local flags
   flags="$(PYTHONPATH="$REPO_ROOT${PYTHONPATH:+:$PYTHONPATH}" python3 -c '
 import sys
-from icefall_lite.checkpoint import read_checkpoint
-from icefall_lite.search.model_loading import stored_params
+from icefall_lite.checkpoint import read_checkpoint, stored_params
 params = stored_params(read_checkpoint(sys.argv[1]))
 print(int(bool(params.get("causal"))), int(bool(params.get("use_ctc"))))
 ' "$1")"

@@ -30,12 +30,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from icefall_lite.checkpoint import read_checkpoint  # noqa: E402
+from icefall_lite.checkpoint import read_checkpoint, stored_params  # noqa: E402
+from icefall_lite.cli.evaluate import encode_batch  # noqa: E402
 from icefall_lite.data import AsrDataModule, load_bpe_model  # noqa: E402
 from icefall_lite.models import build_model  # noqa: E402
 from icefall_lite.scoring import word_error_rate  # noqa: E402
-from icefall_lite.search.decoding import DECODING_METHODS, encode_batch, search  # noqa: E402
-from icefall_lite.search.model_loading import stored_params  # noqa: E402
+from icefall_lite.search.decoding import DECODING_METHODS, search  # noqa: E402
 from icefall_lite.utils import AttributeDict, atomic_open  # noqa: E402
 
 COLUMNS = ["checkpoint", "step", "epoch", "train_minutes", "test_set", "method", "num_utts", "wer"]

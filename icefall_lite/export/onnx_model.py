@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from icefall_lite.export.metadata import STREAMING_PAD_LENGTH, int_list
-from icefall_lite.streaming.states import zipformer2_state_batch_dims
+from icefall_lite.models.zipformer.streaming import zipformer2_state_batch_dims
 
 __all__ = ["OnnxStreamingEncoder", "OnnxTransducer", "make_session"]
 

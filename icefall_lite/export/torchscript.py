@@ -21,7 +21,6 @@ from typing import List, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from icefall_lite.models.zipformer.streaming import ZipformerStreamingEncoder
 from icefall_lite.utils import make_pad_mask
 
 __all__ = ["OfflineJitModel", "StreamingJitModel", "export_jit_script", "jit_script_filename"]
@@ -56,9 +55,7 @@ class StreamingJitModel(nn.Module):
 
     def __init__(self, model: nn.Module, chunk_size: int, left_context_frames: int) -> None:
         super().__init__()
-        self.encoder = ZipformerStreamingEncoder(
-            model.encoder_embed, model.encoder, chunk_size, left_context_frames
-        )
+        self.encoder = model.streaming_encoder(chunk_size, left_context_frames)
         self.decoder = model.decoder
         self.joiner = model.joiner
         self.decode_chunk_len: int = self.encoder.decode_chunk_len

@@ -27,6 +27,7 @@ from icefall_lite.models.zipformer import (
     resolve_zipformer_params,
 )
 from icefall_lite.models.zipformer.scaling import ScaledLinear
+from icefall_lite.models.zipformer.streaming import ZipformerStreamingEncoder
 from icefall_lite.utils import AttributeDict, make_pad_mask, str2bool
 
 
@@ -105,6 +106,19 @@ class AsrModel(nn.Module):
         encoder_out, encoder_out_lens = self.encoder(x, x_lens, src_key_padding_mask)
         encoder_out = encoder_out.permute(1, 0, 2)
         return encoder_out, encoder_out_lens
+
+    def streaming_encoder(
+        self, chunk_size: int = 0, left_context_frames: int = 0
+    ) -> ZipformerStreamingEncoder:
+        """The chunk-wise encoder of this causal model (sharing its modules), for streaming
+        decoding and export; ``ValueError`` for a non-causal model or unusable sizes.
+
+        Args:
+          chunk_size, left_context_frames: in 50 Hz frames; 0: the encoder's first entries.
+        """
+        return ZipformerStreamingEncoder(
+            self.encoder_embed, self.encoder, chunk_size, left_context_frames
+        )
 
     def forward_ctc(
         self,

@@ -6,8 +6,9 @@
 * :mod:`~icefall_lite.streaming.search`: greedy / modified beam / fast beam search per chunk;
 * :mod:`~icefall_lite.streaming.decode`: the loop in which streams join and leave the batch.
 
-The chunk-wise encoder itself is
-``icefall_lite.models.zipformer.streaming.ZipformerStreamingEncoder``.
+The chunk-wise encoder comes from the model (``model.streaming_encoder(chunk, left)``, a
+:class:`~icefall_lite.models.interface.ChunkEncoder`; for the Zipformer
+``icefall_lite.models.zipformer.streaming.ZipformerStreamingEncoder``).
 """
 
 from icefall_lite.streaming.decode import (
@@ -17,7 +18,7 @@ from icefall_lite.streaming.decode import (
     streaming_decode,
 )
 from icefall_lite.streaming.search import STREAMING_DECODING_METHODS, StreamingSearch
-from icefall_lite.streaming.states import stack_states, unstack_states, zipformer2_state_batch_dims
+from icefall_lite.streaming.states import stack_states, unstack_states
 from icefall_lite.streaming.stream import (
     LOG_EPS,
     TAIL_PADDING_FRAMES,
@@ -42,5 +43,4 @@ __all__ = [
     "stack_states",
     "streaming_decode",
     "unstack_states",
-    "zipformer2_state_batch_dims",
 ]

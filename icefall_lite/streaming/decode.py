@@ -5,39 +5,18 @@ a stream joins the batch when a slot is free and leaves it as soon as its last c
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Protocol, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
+from icefall_lite.models.interface import ChunkEncoder
 from icefall_lite.search import DecodingResult
 from icefall_lite.streaming.search import StreamingSearch
 from icefall_lite.streaming.states import stack_states, unstack_states
 from icefall_lite.streaming.stream import LOG_EPS, TAIL_PADDING_FRAMES, DecodeStream
 
 __all__ = ["ChunkEncoder", "StreamingStats", "decode_one_chunk", "streaming_decode"]
-
-
-class ChunkEncoder(Protocol):
-    """What the loop needs from a streaming encoder (PyTorch, TorchScript or ONNX).
-
-    Attributes:
-      decode_chunk_len: fbank frames a stream advances per chunk.
-      pad_length: extra frames per chunk (so a chunk is ``decode_chunk_len + pad_length``).
-      state_batch_dims: batch axis of each state tensor.
-    """
-
-    decode_chunk_len: int
-    pad_length: int
-    state_batch_dims: List[int]
-
-    def __call__(
-        self, x: Tensor, x_lens: Tensor, states: List[Tensor]
-    ) -> Tuple[Tensor, Tensor, List[Tensor]]:
-        """(B, T, F) features, (B,) lengths, state -> (B, T', C) output, (B,) lengths, state."""
-
-    def get_init_states(self, batch_size: int, device: torch.device) -> List[Tensor]:
-        """The state of ``batch_size`` fresh streams."""
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Stacking per-stream encoder states into a batch and splitting them again.
 
 A streaming encoder's state is a list of tensors; each tensor has its batch axis at a fixed
-position (the Zipformer2 attention caches are time-major, ``(left_context, N, C)``, while its
-convolution caches are ``(N, C, kernel // 2)``). Streams join and leave the batch between
-chunks, so each stream keeps its own batch-of-one state and the decode loop stacks the
+position, which the encoder names in its ``state_batch_dims`` (a model family's own layout, e.g.
+``models.zipformer.streaming.zipformer2_state_batch_dims``). Streams join and leave the batch
+between chunks, so each stream keeps its own batch-of-one state and the decode loop stacks the
 states of the streams decoded together, runs one chunk, and unstacks the result.
 """
 
@@ -12,7 +12,7 @@ from typing import List, Sequence
 import torch
 from torch import Tensor
 
-__all__ = ["stack_states", "unstack_states", "zipformer2_state_batch_dims"]
+__all__ = ["stack_states", "unstack_states"]
 
 
 def stack_states(state_list: Sequence[List[Tensor]], batch_dims: Sequence[int]) -> List[Tensor]:
@@ -53,14 +53,3 @@ def unstack_states(states: Sequence[Tensor], batch_dims: Sequence[int]) -> List[
                 f"for a tensor of shape {tuple(s.shape)}"
             )
     return [[parts[n] for parts in per_tensor] for n in range(batch_size)]
-
-
-def zipformer2_state_batch_dims(num_layers: int) -> List[int]:
-    """Batch axes of a Zipformer2 streaming state of ``num_layers`` layers in all stacks.
-
-    The layout sherpa-onnx also uses: per layer ``cached_key`` (L, N, key_dim),
-    ``cached_nonlin_attn`` (1, N, L, C'), ``cached_val1`` and ``cached_val2`` (L, N, value_dim),
-    ``cached_conv1`` and ``cached_conv2`` (N, C, kernel // 2); then the front end's
-    ``embed_states`` (N, 128, 3, F') and ``processed_lens`` (N,).
-    """
-    return [1, 1, 1, 1, 0, 0] * num_layers + [0, 0]

@@ -3,7 +3,7 @@
 import pytest
 from torch import nn
 
-from icefall_lite.search.decoding import check_decoding_arguments, decoding_suffix, result_key
+from icefall_lite.cli.decode import check_decoding_arguments, decoding_suffix, result_key
 
 BASE = dict(
     epoch=30, iter=0, avg=9, use_averaged_model=True, context_size=2, max_sym_per_frame=1,

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from icefall_lite.checkpoint import CheckpointError, save_checkpoint
-from icefall_lite.search.model_loading import (
+from icefall_lite.cli.checkpoints import (
     add_tracked_arguments,
     explicit_arguments,
     load_model_for_inference,

@@ -308,12 +308,8 @@ def run_ours(args, wavs: Sequence[str]) -> Tuple[List[str], List[float], str]:
             )
     import torch
 
-    from icefall_lite.export.transcribe import (
-        jit_pretrained_parser,
-        read_tokens,
-        transcribe_offline,
-        transcribe_streaming,
-    )
+    from icefall_lite.cli.pretrained import jit_pretrained_parser
+    from icefall_lite.export.transcribe import read_tokens, transcribe_offline, transcribe_streaming
 
     # jit_pretrained.py's own flags, so every search setting not given here keeps its default.
     argv = ["--nn-model-filename", args.our_jit, "--tokens", args.tokens,

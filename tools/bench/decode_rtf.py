@@ -29,10 +29,10 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import torch  # noqa: E402
 
+from icefall_lite.cli.evaluate import FRAME_SHIFT  # noqa: E402
 from icefall_lite.search.decoding import (  # noqa: E402
     CTC_METHODS,
     DECODING_METHODS,
-    FRAME_SHIFT,
     TRANSDUCER_METHODS,
     search,
 )
@@ -105,10 +105,13 @@ def trained_setup(args) -> tuple:
     from lhotse import CutSet
     from lhotse.dataset import DynamicBucketingSampler, K2SpeechRecognitionDataset
 
+    from icefall_lite.cli.checkpoints import (
+        build_averaged_model,
+        model_flag_names,
+        resolve_model_params,
+    )
     from icefall_lite.data import load_bpe_model
     from icefall_lite.models import build_model
-    from icefall_lite.search.decode_main import model_flag_names
-    from icefall_lite.search.model_loading import build_averaged_model, resolve_model_params
 
     params = AttributeDict(
         exp_dir=Path(args.exp_dir),
@@ -119,8 +122,8 @@ def trained_setup(args) -> tuple:
         feature_dim=80,
         blank_id=0,
     )
-    resolve_model_params(params, model_flag_names(), {})
-    model = build_averaged_model(params, build_model)
+    files = resolve_model_params(params, model_flag_names(), {})
+    model = build_averaged_model(params, build_model, files=files)
     sp = load_bpe_model(args.bpe_model)
     cuts = CutSet.from_file(args.cuts)
     dataset = K2SpeechRecognitionDataset(return_cuts=True)

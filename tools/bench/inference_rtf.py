@@ -94,8 +94,7 @@ def load_model(args) -> Tuple[torch.nn.Module, AttributeDict]:
     from icefall_lite.models import add_model_arguments, build_model
 
     if args.exp_dir:
-        from icefall_lite.search.decode_main import model_flag_names
-        from icefall_lite.search.model_loading import load_model_for_inference
+        from icefall_lite.cli.checkpoints import load_model_for_inference, model_flag_names
 
         params = AttributeDict(
             exp_dir=Path(args.exp_dir),

@@ -19,8 +19,20 @@ from torch import Tensor, nn
 
 from icefall_lite.models.zipformer.encoder import Zipformer2
 from icefall_lite.models.zipformer.subsampling import Conv2dSubsampling
-from icefall_lite.streaming.states import zipformer2_state_batch_dims
 from icefall_lite.utils import make_pad_mask
+
+__all__ = ["ZipformerStreamingEncoder", "zipformer2_state_batch_dims"]
+
+
+def zipformer2_state_batch_dims(num_layers: int) -> List[int]:
+    """Batch axes of a Zipformer2 streaming state of ``num_layers`` layers in all stacks.
+
+    The layout sherpa-onnx also uses: per layer ``cached_key`` (L, N, key_dim),
+    ``cached_nonlin_attn`` (1, N, L, C'), ``cached_val1`` and ``cached_val2`` (L, N, value_dim),
+    ``cached_conv1`` and ``cached_conv2`` (N, C, kernel // 2); then the front end's
+    ``embed_states`` (N, 128, 3, F') and ``processed_lens`` (N,).
+    """
+    return [1, 1, 1, 1, 0, 0] * num_layers + [0, 0]
 
 
 class ZipformerStreamingEncoder(nn.Module):

@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
-"""Decode the synth test sets (dev, test-synth, test-human) with a trained Zipformer transducer.
+"""Decode a dataset's test sets with a trained Zipformer transducer.
 
-Usage, from egs/synth/ASR:
+One script for every dataset (egs/librispeech/ASR/zipformer/decode.py is a relative symlink to
+egs/synth/ASR/zipformer/decode.py): the test sets, cut-file prefix and BPE model are those of
+recipe_defaults.py in the folder it is run from. Usage, from egs/synth/ASR or
+egs/librispeech/ASR:
 
 (1) greedy search
 ./zipformer/decode.py --epoch 30 --avg 9 --exp-dir ./zipformer/exp \\
@@ -42,26 +45,23 @@ from pathlib import Path
 # Make icefall_lite importable when the repository is not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 
-from icefall_lite.search.decode_main import get_decode_parser, run_decode  # noqa: E402
-from icefall_lite.utils import AttributeDict  # noqa: E402
+from icefall_lite.cli.checkpoints import inference_params as get_params  # noqa: E402
+from icefall_lite.cli.decode import get_decode_parser, run_decode  # noqa: E402
+from icefall_lite.cli.recipe import load_recipe_defaults  # noqa: E402
 
-TEST_SETS = ("dev", "test-synth", "test-human")
+RECIPE = load_recipe_defaults(__file__)
 
 
 def get_parser():
-    parser = get_decode_parser(TEST_SETS, description=__doc__.splitlines()[0])
-    parser.set_defaults(exp_dir="zipformer/exp", bpe_model="data/lang_bpe_128/bpe.model")
+    description = f"Decode the {RECIPE.DATASET} test sets ({', '.join(RECIPE.TEST_SETS)})."
+    parser = get_decode_parser(RECIPE.TEST_SETS, description=description)
+    parser.set_defaults(exp_dir="zipformer/exp", bpe_model=f"{RECIPE.LANG_DIR}/bpe.model")
     return parser
-
-
-def get_params() -> AttributeDict:
-    """Fixed settings; the model's own come from the checkpoint."""
-    return AttributeDict({"feature_dim": 80, "blank_id": 0})
 
 
 def main() -> None:
     try:
-        run_decode(get_parser(), sys.argv[1:], dataset_prefix="synth", defaults=get_params())
+        run_decode(get_parser(), sys.argv[1:], RECIPE.DATASET, defaults=get_params())
     except (ValueError, FileNotFoundError) as e:  # bad flags or missing files: one line
         sys.exit(f"{Path(__file__).name}: error: {e}")
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Export a trained Zipformer transducer (synth) to ONNX for onnxruntime and sherpa-onnx.
+"""Export a trained Zipformer transducer to ONNX for onnxruntime and sherpa-onnx.
 
-Usage, from egs/synth/ASR:
+Usage, from egs/synth/ASR (from egs/librispeech/ASR, whose zipformer/export-onnx.py links here,
+the same with data/lang_bpe_500; each folder's recipe_defaults.py holds its dataset's names):
 
 ./zipformer/export-onnx.py --exp-dir ./zipformer/exp --tokens data/lang_bpe_128/tokens.txt \\
     --epoch 30 --avg 9
@@ -28,19 +29,17 @@ from pathlib import Path
 # Make icefall_lite importable when the repository is not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 
-from icefall_lite.export.main import get_export_parser, run_export_onnx  # noqa: E402
-from icefall_lite.utils import AttributeDict  # noqa: E402
+from icefall_lite.cli.checkpoints import inference_params as get_params  # noqa: E402
+from icefall_lite.cli.export import get_export_parser, run_export_onnx  # noqa: E402
+from icefall_lite.cli.recipe import load_recipe_defaults  # noqa: E402
+
+RECIPE = load_recipe_defaults(__file__)
 
 
 def get_parser():
     parser = get_export_parser(__doc__.splitlines()[0], onnx=True)
-    parser.set_defaults(exp_dir="zipformer/exp", tokens="data/lang_bpe_128/tokens.txt")
+    parser.set_defaults(exp_dir="zipformer/exp", tokens=f"{RECIPE.LANG_DIR}/tokens.txt")
     return parser
-
-
-def get_params() -> AttributeDict:
-    """Fixed settings; the model's own come from the checkpoint."""
-    return AttributeDict({"feature_dim": 80, "blank_id": 0})
 
 
 def main() -> None:

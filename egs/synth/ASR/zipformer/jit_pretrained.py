@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Transcribe audio files with a TorchScript model (export.py --jit 1); needs only torch.
 
-Usage, from egs/synth/ASR:
+Usage, from egs/synth/ASR (from egs/librispeech/ASR, whose zipformer/jit_pretrained.py links
+here, the same with data/lang_bpe_500; each folder's recipe_defaults.py holds its dataset's
+names):
 
 ./zipformer/jit_pretrained.py --nn-model-filename ./zipformer/exp/jit_script.pt \\
     --tokens data/lang_bpe_128/tokens.txt foo.wav bar.wav
@@ -22,12 +24,15 @@ from pathlib import Path
 # Make icefall_lite importable when the repository is not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 
-from icefall_lite.export.transcribe import jit_pretrained_parser, run_jit_pretrained  # noqa: E402
+from icefall_lite.cli.pretrained import jit_pretrained_parser, run_jit_pretrained  # noqa: E402
+from icefall_lite.cli.recipe import load_recipe_defaults  # noqa: E402
+
+RECIPE = load_recipe_defaults(__file__)
 
 
 def get_parser():
     parser = jit_pretrained_parser(__doc__.splitlines()[0])
-    parser.set_defaults(tokens="data/lang_bpe_128/tokens.txt")
+    parser.set_defaults(tokens=f"{RECIPE.LANG_DIR}/tokens.txt")
     return parser
 
 

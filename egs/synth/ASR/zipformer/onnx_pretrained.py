@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Transcribe audio files with ONNX models (export-onnx.py) through onnxruntime.
 
-Usage, from egs/synth/ASR:
+Usage, from egs/synth/ASR (from egs/librispeech/ASR, whose zipformer/onnx_pretrained.py links
+here, the same with data/lang_bpe_500; each folder's recipe_defaults.py holds its dataset's
+names):
 
 ./zipformer/onnx_pretrained.py \\
     --encoder-model-filename ./zipformer/exp/encoder-epoch-30-avg-9.onnx \\
@@ -23,12 +25,15 @@ from pathlib import Path
 # Make icefall_lite importable when the repository is not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 
-from icefall_lite.export.transcribe import onnx_pretrained_parser, run_onnx_pretrained  # noqa: E402
+from icefall_lite.cli.pretrained import onnx_pretrained_parser, run_onnx_pretrained  # noqa: E402
+from icefall_lite.cli.recipe import load_recipe_defaults  # noqa: E402
+
+RECIPE = load_recipe_defaults(__file__)
 
 
 def get_parser():
     parser = onnx_pretrained_parser(__doc__.splitlines()[0])
-    parser.set_defaults(tokens="data/lang_bpe_128/tokens.txt")
+    parser.set_defaults(tokens=f"{RECIPE.LANG_DIR}/tokens.txt")
     return parser
 
 

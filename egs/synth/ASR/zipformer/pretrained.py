@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Transcribe audio files with the PyTorch model in pretrained.pt (written by export.py).
 
-Usage, from egs/synth/ASR:
+Usage, from egs/synth/ASR (from egs/librispeech/ASR, whose zipformer/pretrained.py links
+here, the same with data/lang_bpe_500; each folder's recipe_defaults.py holds its dataset's
+names):
 
 ./zipformer/pretrained.py --checkpoint ./zipformer/exp/pretrained.pt \\
     --tokens data/lang_bpe_128/tokens.txt --decoding-method greedy_search foo.wav bar.flac
@@ -23,12 +25,15 @@ from pathlib import Path
 # Make icefall_lite importable when the repository is not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 
-from icefall_lite.export.transcribe import pretrained_parser, run_pretrained  # noqa: E402
+from icefall_lite.cli.pretrained import pretrained_parser, run_pretrained  # noqa: E402
+from icefall_lite.cli.recipe import load_recipe_defaults  # noqa: E402
+
+RECIPE = load_recipe_defaults(__file__)
 
 
 def get_parser():
     parser = pretrained_parser(__doc__.splitlines()[0])
-    parser.set_defaults(tokens="data/lang_bpe_128/tokens.txt")
+    parser.set_defaults(tokens=f"{RECIPE.LANG_DIR}/tokens.txt")
     return parser
 
 

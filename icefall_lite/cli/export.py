@@ -17,6 +17,12 @@ from pathlib import Path
 from typing import Any, Dict, Mapping, Sequence
 
 from icefall_lite.checkpoint import add_model_averaging_arguments, save_checkpoint
+from icefall_lite.cli.checkpoints import (
+    build_averaged_model,
+    explicit_arguments,
+    model_flag_names,
+    resolve_model_params,
+)
 from icefall_lite.export.metadata import (
     decoder_meta_data,
     joiner_meta_data,
@@ -33,13 +39,6 @@ from icefall_lite.export.onnx import (
 from icefall_lite.export.torchscript import export_jit_script, jit_script_filename
 from icefall_lite.models import add_model_arguments, build_model
 from icefall_lite.models.zipformer.presets import parse_int_list
-from icefall_lite.models.zipformer.streaming import ZipformerStreamingEncoder
-from icefall_lite.search.decode_main import model_flag_names
-from icefall_lite.search.model_loading import (
-    build_averaged_model,
-    explicit_arguments,
-    resolve_model_params,
-)
 from icefall_lite.utils import AttributeDict, atomic_open, setup_logger, str2bool
 
 __all__ = ["get_export_parser", "run_export", "run_export_onnx", "model_tag"]
@@ -83,7 +82,7 @@ def _load(parser: argparse.ArgumentParser, argv: Sequence[str], defaults, log_na
     params = AttributeDict(defaults)
     params.update(vars(args))
     params.exp_dir = Path(params.exp_dir)
-    resolve_model_params(params, model_flag_names(), explicit)
+    files = resolve_model_params(params, model_flag_names(), explicit)
     if params.get("causal"):
         params.chunk_size = parse_int_list(params.chunk_size, "--chunk-size")[0]
         params.left_context_frames = parse_int_list(
@@ -91,7 +90,7 @@ def _load(parser: argparse.ArgumentParser, argv: Sequence[str], defaults, log_na
         )[0]
     setup_logger(f"{params.exp_dir}/log/{log_name}")
     logging.info(params)
-    model = build_averaged_model(params, build_model, "cpu")
+    model = build_averaged_model(params, build_model, "cpu", files)
     return params, model
 
 
@@ -143,9 +142,7 @@ def run_export_onnx(
     }
     opset = params.opset_version
     if causal:
-        streaming = ZipformerStreamingEncoder(
-            model.encoder_embed, model.encoder, params.chunk_size, params.left_context_frames
-        )
+        streaming = model.streaming_encoder(params.chunk_size, params.left_context_frames)
         meta = streaming_encoder_meta_data(params, params.chunk_size, params.left_context_frames)
         export_streaming_encoder_onnx(
             streaming, model.joiner.encoder_proj, files["encoder"], meta, opset

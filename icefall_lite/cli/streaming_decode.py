@@ -13,13 +13,12 @@ from typing import Any, Dict, Iterator, Mapping, Sequence, Tuple
 import torch
 from lhotse import CutSet
 
+from icefall_lite.cli.checkpoints import build_averaged_model
+from icefall_lite.cli.decode import get_decode_parser, parse_decode_params
+from icefall_lite.cli.evaluate import decoding_suffix, result_key, save_results
 from icefall_lite.data import AsrDataModule, load_bpe_model
 from icefall_lite.models import build_model
 from icefall_lite.models.zipformer.presets import parse_int_list
-from icefall_lite.models.zipformer.streaming import ZipformerStreamingEncoder
-from icefall_lite.search.decode_main import get_decode_parser, parse_decode_params
-from icefall_lite.search.decoding import decoding_suffix, result_key, save_results
-from icefall_lite.search.model_loading import build_averaged_model
 from icefall_lite.streaming.decode import StreamingStats, streaming_decode
 from icefall_lite.streaming.search import STREAMING_DECODING_METHODS, StreamingSearch
 from icefall_lite.utils import AttributeDict, setup_logger
@@ -74,7 +73,7 @@ def run_streaming_decode(
     Returns:
       test set -> (WER % or None, timing).
     """
-    args, params = parse_decode_params(parser, argv, defaults, check=_check_method)
+    args, params, files = parse_decode_params(parser, argv, defaults, check=_check_method)
     if not params.get("causal"):
         raise ValueError(
             f"--epoch/--iter: the model in {params.exp_dir} was not trained with --causal 1; "
@@ -90,10 +89,8 @@ def run_streaming_decode(
     logging.info(params)
 
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
-    model = build_averaged_model(params, build_model, device)
-    encoder = ZipformerStreamingEncoder(
-        model.encoder_embed, model.encoder, params.chunk_size, params.left_context_frames
-    )
+    model = build_averaged_model(params, build_model, device, files)
+    encoder = model.streaming_encoder(params.chunk_size, params.left_context_frames)
     search = StreamingSearch(
         model,
         params.decoding_method,
@@ -123,6 +120,14 @@ def run_streaming_decode(
         ]
         wer = save_results(params, name, results)
         summary[name] = (wer, stats)
+    _log_summary(params, summary)
+    return summary
+
+
+def _log_summary(
+    params: AttributeDict, summary: Mapping[str, Tuple[float, StreamingStats]]
+) -> None:
+    """A table of WER, chunks, audio seconds, RTF and milliseconds per chunk per test set."""
     lines = [f"{'test set':<16}{'WER %':>8}{'chunks':>8}{'audio s':>10}{'RTF':>9}{'ms/chunk':>10}"]
     for name, (wer, stats) in summary.items():
         wer_text = "-" if wer is None else f"{wer:.2f}"
@@ -136,4 +141,3 @@ def run_streaming_decode(
         f"streaming {params.decoding_method} ({result_key(params)}), chunk {params.chunk_size}, "
         f"left context {params.left_context_frames}:\n" + "\n".join(lines)
     )
-    return summary

@@ -1,5 +1,7 @@
 """Build and load the model a decode/export script asks for with ``--epoch/--iter/--avg/
---use-averaged-model``.
+--use-averaged-model``: the files are resolved once (:func:`resolve_model_params`), their
+params complete the command line's, and the same files are then loaded
+(:func:`build_averaged_model`).
 
 The architecture comes from the params stored in the checkpoint, so decoding needs no repeated
 model flags; a model flag given on the command line must agree with the checkpoint (a
@@ -16,13 +18,14 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import torch
 from torch import nn
 
-from icefall_lite.checkpoint import _COMPONENT_KEYS  # the non-params entries of a checkpoint
 from icefall_lite.checkpoint import (
-    load_averaged_model,
+    load_checkpoint_files,
     read_checkpoint,
     resolve_epoch_checkpoints,
     resolve_iter_checkpoints,
+    stored_params,
 )
+from icefall_lite.models import add_model_arguments
 from icefall_lite.utils import AttributeDict
 
 # Params a model needs that are not command-line flags of the model (they come from the data).
@@ -73,18 +76,6 @@ def same_setting(given: Any, stored: Any) -> bool:
     if len(stored_list) == 1 and len(set(given_list)) == 1:
         return given_list[0] == stored_list[0]
     return given_list == stored_list
-
-
-def stored_params(checkpoint: Mapping[str, Any]) -> Dict[str, Any]:
-    """The params a checkpoint was saved with (its top-level non-component entries).
-
-    Checkpoints written before ``--encoder-embed-channels`` existed used 128 front-end
-    channels for every preset; that is filled in so they keep loading.
-    """
-    params = {k: v for k, v in checkpoint.items() if k not in _COMPONENT_KEYS}
-    if "model_size" in params and "encoder_embed_channels" not in params:
-        params["encoder_embed_channels"] = 128
-    return params
 
 
 def apply_checkpoint_params(
@@ -156,29 +147,36 @@ def resolve_model_params(
     return files
 
 
+def inference_params() -> AttributeDict:
+    """The fixed settings of the decode, streaming-decode and export scripts (their
+    ``get_params()``); the model's own come from the checkpoint."""
+    return AttributeDict({"feature_dim": 80, "blank_id": 0})
+
+
+def model_flag_names() -> List[str]:
+    """``dest`` names of the model and encoder flags (those checked against checkpoints)."""
+    return add_tracked_arguments(argparse.ArgumentParser(), add_model_arguments)
+
+
 def build_averaged_model(
     params: AttributeDict,
     build_model: Callable[[AttributeDict], nn.Module],
     device: Union[str, torch.device] = "cpu",
+    files: Optional[Sequence[str]] = None,
 ) -> nn.Module:
     """Build the model from ``params`` (already resolved) and load the weights selected by
     ``--epoch/--iter/--avg/--use-averaged-model``.
 
+    Args:
+      files: what :func:`resolve_model_params` returned (resolved only if not given).
     Returns:
       The model on ``device``, in eval mode.
     """
     model = build_model(params)
-    files = load_averaged_model(
-        model,
-        params["exp_dir"],
-        epoch=params["epoch"],
-        avg=params["avg"],
-        iteration=params.get("iter", 0),
-        use_averaged_model=params["use_averaged_model"],
-        device="cpu",
-    )
+    files = list(files) if files is not None else checkpoint_files(params)
+    load_checkpoint_files(model, files, params["use_averaged_model"], device="cpu")
     num_params = sum(p.numel() for p in model.parameters())
-    logging.info(f"Loaded {[str(f) for f in files]} ({num_params / 1e6:.2f}M parameters)")
+    logging.info(f"Loaded {files} ({num_params / 1e6:.2f}M parameters)")
     return model.to(device).eval()
 
 
@@ -189,6 +187,6 @@ def load_model_for_inference(
     explicit: Optional[Mapping[str, Any]] = None,
     device: Union[str, torch.device] = "cpu",
 ) -> nn.Module:
-    """:func:`resolve_model_params` then :func:`build_averaged_model` (for export scripts)."""
-    resolve_model_params(params, model_keys, explicit)
-    return build_averaged_model(params, build_model, device)
+    """:func:`resolve_model_params` then :func:`build_averaged_model` on the same files."""
+    files = resolve_model_params(params, model_keys, explicit)
+    return build_averaged_model(params, build_model, device, files)

@@ -1,0 +1,229 @@
+"""What every ``<recipe>/decode.py`` does once its flags are parsed: pick the checkpoints, build the
+model they describe, open the test sets and decode them all.
+
+A recipe's decode.py only differs in its defaults and test sets; it calls :func:`get_decode_parser`
+and :func:`run_decode`.
+"""
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from icefall_lite.checkpoint import add_model_averaging_arguments
+from icefall_lite.cli.checkpoints import (
+    build_averaged_model,
+    explicit_arguments,
+    model_flag_names,
+    resolve_model_params,
+)
+from icefall_lite.cli.evaluate import decode_test_sets, decoding_suffix, result_key
+from icefall_lite.data import AsrDataModule, load_bpe_model
+from icefall_lite.models import add_model_arguments, build_model
+from icefall_lite.models.interface import has_ctc_head, has_transducer
+from icefall_lite.search.decoding import CTC_METHODS, DECODING_METHODS, TRANSDUCER_METHODS
+from icefall_lite.utils import AttributeDict, setup_logger, str2bool
+
+__all__ = [
+    "add_decoding_arguments",
+    "check_decoding_arguments",
+    "decoding_suffix",
+    "get_decode_parser",
+    "parse_decode_params",
+    "result_key",
+    "run_decode",
+]
+
+
+def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
+    """icefall's decoding flags: method, beam settings, ``--skip-scoring``."""
+    group = parser.add_argument_group("decoding")
+    group.add_argument(
+        "--decoding-method",
+        type=str,
+        default="greedy_search",
+        choices=DECODING_METHODS,
+        help="Search: greedy_search, beam_search (Graves 2012), modified_beam_search (one "
+        "symbol per frame, batched), fast_beam_search(_nbest) (pruned lattice search), or for "
+        "models with a CTC head ctc_greedy_search, ctc_prefix_beam_search.",
+    )
+    group.add_argument(
+        "--beam-size",
+        type=int,
+        default=4,
+        help="Hypotheses kept per utterance by beam_search, modified_beam_search and "
+        "ctc_prefix_beam_search.",
+    )
+    group.add_argument(
+        "--beam",
+        type=float,
+        default=20.0,
+        help="fast_beam_search: log-probability beam (like Kaldi's --beam).",
+    )
+    group.add_argument(
+        "--max-contexts",
+        type=int,
+        default=8,
+        help="fast_beam_search: most decoder contexts kept per utterance and frame.",
+    )
+    group.add_argument(
+        "--max-states",
+        type=int,
+        default=64,
+        help="fast_beam_search: most search states kept per utterance and frame.",
+    )
+    group.add_argument(
+        "--max-sym-per-frame",
+        type=int,
+        default=1,
+        help="greedy_search: most non-blank symbols emitted on one frame.",
+    )
+    group.add_argument(
+        "--num-paths",
+        type=int,
+        default=200,
+        help="fast_beam_search_nbest: paths sampled from the lattice per utterance.",
+    )
+    group.add_argument(
+        "--nbest-scale",
+        type=float,
+        default=0.5,
+        help="fast_beam_search_nbest: lattice scores are scaled by this before sampling "
+        "(smaller: more diverse paths).",
+    )
+    group.add_argument(
+        "--skip-scoring",
+        type=str2bool,
+        default=False,
+        help="Only write recogs-* (for test sets without transcripts); no errs/wer-summary.",
+    )
+
+
+def check_decoding_arguments(params: Mapping[str, Any], model: nn.Module) -> None:
+    """One-line errors for settings the model or the method cannot use."""
+    method = params["decoding_method"]
+    if method not in DECODING_METHODS:
+        raise ValueError(f"--decoding-method {method}: expected one of {DECODING_METHODS}")
+    if method in CTC_METHODS and not has_ctc_head(model):
+        raise ValueError(f"--decoding-method {method} needs a model trained with --use-ctc 1")
+    if method in TRANSDUCER_METHODS and not has_transducer(model):
+        raise ValueError(
+            f"--decoding-method {method} needs a transducer model (trained with "
+            f"--use-transducer 1); for a CTC-only model use {' or '.join(CTC_METHODS)}"
+        )
+    for flag, key in (
+        ("--beam-size", "beam_size"),
+        ("--max-contexts", "max_contexts"),
+        ("--max-states", "max_states"),
+        ("--max-sym-per-frame", "max_sym_per_frame"),
+        ("--num-paths", "num_paths"),
+    ):
+        if params.get(key, 1) < 1:
+            raise ValueError(f"{flag} must be >= 1, got {params[key]}")
+    for flag, key in (("--beam", "beam"), ("--nbest-scale", "nbest_scale")):
+        if params.get(key, 1.0) <= 0:
+            raise ValueError(f"{flag} must be > 0, got {params[key]}")
+
+
+def get_decode_parser(test_sets: Sequence[str], description: str) -> argparse.ArgumentParser:
+    """Every decode.py flag: checkpoint selection, decoding, data, and the model flags (only to
+    check them against the checkpoint; the model is built from the checkpoint's params)."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add_model_averaging_arguments(parser)
+    parser.add_argument(
+        "--bpe-model",
+        type=str,
+        default="data/lang_bpe_500/bpe.model",
+        help="SentencePiece model; default: the one the checkpoint was trained with, if recorded.",
+    )
+    parser.add_argument(
+        "--test-sets",
+        type=str,
+        default=",".join(test_sets),
+        help="Comma-separated test sets (cut file splits) to decode.",
+    )
+    parser.add_argument(
+        "--num-threads",
+        type=int,
+        default=0,
+        help="torch CPU threads for decoding (0: torch's default).",
+    )
+    add_decoding_arguments(parser)
+    AsrDataModule.add_arguments(parser)
+    add_model_arguments(parser)
+    return parser
+
+
+def parse_decode_params(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str],
+    defaults: Mapping[str, Any],
+    check: Optional[Callable[[AttributeDict], None]] = None,
+) -> Tuple[argparse.Namespace, AttributeDict, List[str]]:
+    """Parse a decoding command line into the recipe's params, completed from the checkpoint.
+
+    Flags override ``defaults``; model flags the user did not give are taken from the params
+    stored in the checkpoint that ``--epoch/--iter`` select (a given one that contradicts them
+    is an error). ``check``, if given, validates the flags before any checkpoint is read.
+    Returns:
+      (the parsed flags, the merged params, the checkpoint files selected, oldest first).
+    """
+    args = parser.parse_args(list(argv))
+    explicit = explicit_arguments(parser, argv)
+    params = AttributeDict(defaults)
+    params.update(vars(args))
+    params.exp_dir = Path(params.exp_dir)
+    if params.num_threads > 0:
+        torch.set_num_threads(params.num_threads)
+    if check is not None:
+        check(params)
+    files = resolve_model_params(params, model_flag_names(), explicit)
+    return args, params, files
+
+
+def run_decode(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str],
+    dataset_prefix: str,
+    defaults: Mapping[str, Any],
+) -> Dict[str, Any]:
+    """Parse ``argv`` with ``parser`` (from :func:`get_decode_parser`) and decode.
+
+    Args:
+      dataset_prefix: cut files are ``<manifest-dir>/<prefix>_cuts_<test-set>.jsonl.gz``.
+      defaults: the recipe's ``get_params()`` (flags override them).
+    Returns:
+      test set -> (WER % or None, DecodeStats).
+    """
+    args, params, files = parse_decode_params(parser, argv, defaults)
+    params.res_dir = params.exp_dir / params.decoding_method
+    params.suffix = decoding_suffix(params)
+    setup_logger(f"{params.res_dir}/log-decode-{params.suffix}")
+    logging.info("Decoding started")
+    logging.info(params)
+
+    device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
+    logging.info(f"Device: {device}")
+    model = build_averaged_model(params, build_model, device, files)
+    check_decoding_arguments(params, model)
+
+    sp = load_bpe_model(params.bpe_model)
+    if sp.get_piece_size() != params.vocab_size:
+        raise ValueError(
+            f"--bpe-model {params.bpe_model} has {sp.get_piece_size()} tokens but the model was "
+            f"trained with vocab_size {params.vocab_size}"
+        )
+
+    data_module = AsrDataModule(args)
+    test_sets = {}
+    for name in [s for s in params.test_sets.split(",") if s]:
+        test_sets[name] = data_module.test_dataloaders(data_module.load_cuts(dataset_prefix, name))
+
+    summary = decode_test_sets(params, model, lambda ids: sp.decode(ids).split(), test_sets)
+    logging.info("Done!")
+    return summary

@@ -1,0 +1,251 @@
+"""Decoding test sets and writing icefall's result files: what decode.py and
+streaming_decode.py share once the model is loaded.
+
+Output files (icefall's names, in ``<exp-dir>/<decoding-method>/``)::
+
+    recogs-<test-set>-<suffix>.txt       reference and hypothesis per cut
+    errs-<test-set>-<suffix>.txt         write_error_stats report
+    wer-summary-<test-set>-<suffix>.txt  "settings<TAB>WER"
+    log-decode-<suffix>-<date>           the log
+
+where ``<suffix>`` is :func:`decoding_suffix`, e.g.
+``epoch-30_avg-9__modified_beam_search__beam-size-4_use-averaged-model``.
+"""
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+import torch
+from torch import nn
+
+from icefall_lite.scoring import store_transcripts, write_error_stats, write_wer_summary
+from icefall_lite.search.decoding import search
+from icefall_lite.search.hypothesis import DecodingResult
+from icefall_lite.search.transducer_common import model_device
+from icefall_lite.streaming.stream import LOG_EPS, TAIL_PADDING_FRAMES, simulated_streaming_input
+
+# Seconds per fbank frame, for the audio duration when batches carry no cuts.
+FRAME_SHIFT = 0.01
+
+# (cut_id, reference words, hypothesis words)
+ResultTriple = Tuple[str, List[str], List[str]]
+
+
+def decoding_suffix(params: Mapping[str, Any]) -> str:
+    """icefall's file-name suffix naming the checkpoints and search settings."""
+    if params.get("iter", 0) > 0:
+        suffix = f"iter-{params['iter']}_avg-{params['avg']}"
+    else:
+        suffix = f"epoch-{params['epoch']}_avg-{params['avg']}"
+    if params.get("causal"):
+        # A causal encoder decodes with the first entry of its chunk/left-context lists.
+        chunk = str(params["chunk_size"]).split(",")[0]
+        left_context = str(params["left_context_frames"]).split(",")[0]
+        suffix += f"_chunk-{chunk}_left-context-{left_context}"
+    method = params["decoding_method"]
+    if "fast_beam_search" in method:
+        suffix += f"_beam-{params['beam']}_max-contexts-{params['max_contexts']}"
+        suffix += f"_max-states-{params['max_states']}"
+        if "nbest" in method:
+            suffix += f"_nbest-scale-{params['nbest_scale']}_num-paths-{params['num_paths']}"
+    elif "beam_search" in method:
+        suffix += f"__{method}__beam-size-{params['beam_size']}"
+    elif method == "greedy_search":
+        suffix += f"_context-{params['context_size']}"
+        suffix += f"_max-sym-per-frame-{params['max_sym_per_frame']}"
+    else:
+        suffix += f"__{method}"
+    if params.get("use_averaged_model"):
+        suffix += "_use-averaged-model"
+    return suffix
+
+
+def result_key(params: Mapping[str, Any]) -> str:
+    """The settings label in errs-* and wer-summary-* (icefall's keys)."""
+    method = params["decoding_method"]
+    if method == "greedy_search":
+        return "greedy_search"
+    if method == "fast_beam_search":
+        return (
+            f"beam_{params['beam']}_max_contexts_{params['max_contexts']}"
+            f"_max_states_{params['max_states']}"
+        )
+    if method == "fast_beam_search_nbest":
+        return (
+            f"beam_{params['beam']}_max_contexts_{params['max_contexts']}"
+            f"_max_states_{params['max_states']}_num_paths_{params['num_paths']}"
+            f"_nbest_scale_{params['nbest_scale']}"
+        )
+    if method in ("beam_search", "modified_beam_search", "ctc_prefix_beam_search"):
+        return f"beam_size_{params['beam_size']}"
+    return method
+
+
+@torch.no_grad()
+def decode_one_batch(
+    params: Mapping[str, Any], model: nn.Module, batch: Mapping[str, Any]
+) -> List[DecodingResult]:
+    """Encode a lhotse batch (``inputs`` (N, T, 80), ``supervisions.num_frames`` (N,)) and
+    search; results follow the batch order."""
+    return search(params, model, *encode_batch(params, model, batch))
+
+
+@torch.no_grad()
+def encode_batch(
+    params: Mapping[str, Any], model: nn.Module, batch: Mapping[str, Any]
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Encoder output (N, T', C) and lengths (N,) of a lhotse batch, as the searches see it
+    (simulated streaming or full context, per ``chunk_size`` and the model's ``causal``)."""
+    device = model_device(model)
+    features = batch["inputs"].to(device)
+    feature_lens = batch["supervisions"]["num_frames"].to(device)
+    chunk_size = int(str(params.get("chunk_size", -1)).split(",")[0])
+    if params.get("causal") and chunk_size > 0:
+        # Simulated streaming: pad and mask exactly as chunk-wise streaming_decode.py does, so
+        # both compute the same encoder frames (test/recipes/test_streaming_decode_synth.py).
+        features, feature_lens = simulated_streaming_input(
+            model.encoder_embed, features, feature_lens, 2 * chunk_size
+        )
+    elif params.get("causal"):
+        # Full-context decoding of a causal model: the chunk-causal convolutions still need
+        # right context at the end of the utterance.
+        features = torch.nn.functional.pad(features, (0, 0, 0, TAIL_PADDING_FRAMES), value=LOG_EPS)
+        feature_lens = feature_lens + TAIL_PADDING_FRAMES
+    return model.forward_encoder(features, feature_lens)
+
+
+@dataclass
+class DecodeStats:
+    """Counts of one decoded test set; ``rtf`` = decode seconds / audio seconds."""
+
+    num_cuts: int = 0
+    audio_seconds: float = 0.0
+    decode_seconds: float = 0.0
+
+    @property
+    def rtf(self) -> float:
+        return self.decode_seconds / self.audio_seconds if self.audio_seconds else float("nan")
+
+
+def _batch_cut_info(batch: Mapping[str, Any], first_index: int) -> Tuple[List[str], float]:
+    """Cut ids and total audio seconds of a batch (synthetic ids when it carries no cuts)."""
+    supervisions = batch["supervisions"]
+    cuts = supervisions.get("cut")
+    if cuts is not None:
+        return [cut.id for cut in cuts], float(sum(cut.duration for cut in cuts))
+    num = len(supervisions["text"])
+    seconds = float(supervisions["num_frames"].sum()) * FRAME_SHIFT
+    return [f"utt-{first_index + i}" for i in range(num)], seconds
+
+
+def decode_dataset(
+    dl: Iterable[Mapping[str, Any]],
+    params: Mapping[str, Any],
+    model: nn.Module,
+    tokens_to_words: Callable[[List[int]], List[str]],
+    test_set_name: str = "",
+    total_cuts: Optional[int] = None,
+    log_interval: int = 20,
+) -> Tuple[List[ResultTriple], DecodeStats]:
+    """Decode every batch of ``dl``.
+
+    Args:
+      tokens_to_words: token ids -> words (e.g. ``lambda ids: sp.decode(ids).split()``).
+      total_cuts: number of cuts in the set, for the progress percentage (optional).
+      log_interval: log progress every this many batches.
+    Returns:
+      ``(cut_id, ref_words, hyp_words)`` per cut in decoding order, and timing counts (decode
+      time covers the encoder and the search, not data loading).
+    """
+    results: List[ResultTriple] = []
+    stats = DecodeStats()
+    for batch_idx, batch in enumerate(dl):
+        cut_ids, seconds = _batch_cut_info(batch, stats.num_cuts)
+        start = time.perf_counter()
+        hyps = decode_one_batch(params, model, batch)
+        stats.decode_seconds += time.perf_counter() - start
+        stats.audio_seconds += seconds
+        stats.num_cuts += len(cut_ids)
+        for cut_id, ref_text, hyp in zip(cut_ids, batch["supervisions"]["text"], hyps):
+            results.append((cut_id, ref_text.split(), tokens_to_words(hyp.tokens)))
+        if batch_idx % log_interval == 0:
+            done = f"{stats.num_cuts}" + (f"/{total_cuts}" if total_cuts else "")
+            logging.info(
+                f"{test_set_name} batch {batch_idx}: {done} cuts decoded, "
+                f"RTF so far {stats.rtf:.4f}"
+            )
+    return results, stats
+
+
+def save_results(
+    params: Mapping[str, Any], test_set_name: str, results: Sequence[ResultTriple]
+) -> Optional[float]:
+    """Write recogs-*, and unless ``--skip-scoring`` errs-* and wer-summary-*, into
+    ``params["res_dir"]``. Returns the WER in percent (None when scoring is skipped)."""
+    res_dir = Path(params["res_dir"])
+    suffix = params["suffix"]
+    recogs = res_dir / f"recogs-{test_set_name}-{suffix}.txt"
+    store_transcripts(recogs, results)
+    logging.info(f"The transcripts are stored in {recogs}")
+    if params.get("skip_scoring"):
+        return None
+    if not any(len(ref) for _, ref, _ in results):
+        # A WER over no reference words is no score (it used to print 0.00 or inf).
+        raise ValueError(
+            f"test set '{test_set_name}': {len(results)} cut(s) and no reference words; "
+            f"check its cut manifest (are the supervisions' texts there?)"
+        )
+    key = result_key(params)
+    errs = res_dir / f"errs-{test_set_name}-{suffix}.txt"
+    wer = write_error_stats(errs, f"{test_set_name}-{key}", results, enable_log=True)
+    logging.info(f"Wrote detailed error stats to {errs}")
+    write_wer_summary(res_dir / f"wer-summary-{test_set_name}-{suffix}.txt", {key: wer})
+    return wer
+
+
+def decode_test_sets(
+    params: Mapping[str, Any],
+    model: nn.Module,
+    tokens_to_words: Callable[[List[int]], List[str]],
+    test_sets: Mapping[str, Iterable[Mapping[str, Any]]],
+    total_cuts: Optional[Mapping[str, int]] = None,
+) -> Dict[str, Tuple[Optional[float], DecodeStats]]:
+    """Decode and save each test set, then log a table of WER and decode RTF per set.
+
+    Args:
+      test_sets: name -> dataloader, decoded in order.
+    Returns:
+      name -> (WER % or None, stats).
+    """
+    summary = {}
+    for name, dl in test_sets.items():
+        results, stats = decode_dataset(
+            dl,
+            params,
+            model,
+            tokens_to_words,
+            test_set_name=name,
+            total_cuts=(total_cuts or {}).get(name),
+        )
+        if stats.num_cuts == 0:
+            raise ValueError(
+                f"test set '{name}' has no cuts: nothing to score; check its cut manifest or "
+                f"leave it out of --test-sets"
+            )
+        wer = save_results(params, name, results)
+        summary[name] = (wer, stats)
+    lines = [f"{'test set':<16}{'WER %':>8}{'cuts':>8}{'audio s':>10}{'decode s':>10}{'RTF':>9}"]
+    for name, (wer, stats) in summary.items():
+        wer_text = "-" if wer is None else f"{wer:.2f}"
+        lines.append(
+            f"{name:<16}{wer_text:>8}{stats.num_cuts:>8}{stats.audio_seconds:>10.1f}"
+            f"{stats.decode_seconds:>10.1f}{stats.rtf:>9.4f}"
+        )
+    logging.info(
+        f"{params['decoding_method']} ({result_key(params)}), "
+        f"{torch.get_num_threads()} thread(s):\n" + "\n".join(lines)
+    )
+    return summary
