@@ -7,6 +7,7 @@ Every writer that takes a file name writes atomically (temporary file, then rena
 import contextlib
 import logging
 from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from typing import IO, Dict, Iterator, List, Sequence, Tuple, Union
 
 import kaldialign
@@ -85,6 +86,48 @@ def _merge_error_runs(alignment: List[Tuple[str, str]]) -> List[str]:
     return items
 
 
+@dataclass
+class _ErrorCounts:
+    """What the alignments of a test set add up to (``per_word``: word -> [correct,
+    substituted as ref, substituted as hyp, inserted, deleted])."""
+
+    substitutions: Counter = field(default_factory=Counter)
+    deletions: Counter = field(default_factory=Counter)
+    insertions: Counter = field(default_factory=Counter)
+    per_word: Dict[str, List[int]] = field(default_factory=lambda: defaultdict(lambda: [0] * 5))
+    num_correct: int = 0
+    num_ref_words: int = 0
+    alignments: List[Tuple[str, list]] = field(default_factory=list)
+
+    @property
+    def counts(self) -> Tuple[int, int, int]:
+        """(insertions, deletions, substitutions)."""
+        return (
+            sum(self.insertions.values()),
+            sum(self.deletions.values()),
+            sum(self.substitutions.values()),
+        )
+
+    def add(self, cut_id: str, ref: Sequence[str], hyp: Sequence[str]) -> None:
+        alignment = kaldialign.align(list(ref), list(hyp), EPS)
+        self.alignments.append((cut_id, alignment))
+        self.num_ref_words += len(ref)
+        for ref_word, hyp_word in alignment:
+            if ref_word == EPS:
+                self.insertions[hyp_word] += 1
+                self.per_word[hyp_word][3] += 1
+            elif hyp_word == EPS:
+                self.deletions[ref_word] += 1
+                self.per_word[ref_word][4] += 1
+            elif ref_word != hyp_word:
+                self.substitutions[(ref_word, hyp_word)] += 1
+                self.per_word[ref_word][1] += 1
+                self.per_word[hyp_word][2] += 1
+            else:
+                self.per_word[ref_word][0] += 1
+                self.num_correct += 1
+
+
 def write_error_stats(
     f: Union[Pathlike, IO[str]],
     test_set_name: str,
@@ -111,94 +154,74 @@ def write_error_stats(
     """
     if compute_CER:
         results = [(cut_id, list("".join(ref)), list("".join(hyp))) for cut_id, ref, hyp in results]
-
-    substitutions: Counter = Counter()
-    deletions: Counter = Counter()
-    insertions: Counter = Counter()
-    # per word: [correct, substituted as ref, substituted as hyp, inserted, deleted]
-    per_word: Dict[str, List[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
-    num_correct = 0
-    alignments = []
+    errors = _ErrorCounts()
     for cut_id, ref, hyp in results:
-        alignment = kaldialign.align(list(ref), list(hyp), EPS)
-        alignments.append((cut_id, alignment))
-        for ref_word, hyp_word in alignment:
-            if ref_word == EPS:
-                insertions[hyp_word] += 1
-                per_word[hyp_word][3] += 1
-            elif hyp_word == EPS:
-                deletions[ref_word] += 1
-                per_word[ref_word][4] += 1
-            elif ref_word != hyp_word:
-                substitutions[(ref_word, hyp_word)] += 1
-                per_word[ref_word][1] += 1
-                per_word[hyp_word][2] += 1
-            else:
-                per_word[ref_word][0] += 1
-                num_correct += 1
-
-    num_ref_words = sum(len(ref) for _, ref, _ in results)
-    num_sub = sum(substitutions.values())
-    num_del = sum(deletions.values())
-    num_ins = sum(insertions.values())
+        errors.add(cut_id, ref, hyp)
+    num_ins, num_del, num_sub = errors.counts
     num_errors = num_sub + num_del + num_ins
-    if num_ref_words > 0:
-        error_rate = 100.0 * num_errors / num_ref_words
+    if errors.num_ref_words > 0:
+        error_rate = 100.0 * num_errors / errors.num_ref_words
     else:
         error_rate = float("inf") if num_errors else 0.0
 
     unit = "CER" if compute_CER else "WER"
     if enable_log:
         logging.info(
-            f"[{test_set_name}] %{unit} {error_rate:.2f}% [{num_errors} / {num_ref_words}, "
-            f"{num_ins} ins, {num_del} del, {num_sub} sub ]"
+            f"[{test_set_name}] %{unit} {error_rate:.2f}% [{num_errors} / "
+            f"{errors.num_ref_words}, {num_ins} ins, {num_del} del, {num_sub} sub ]"
         )
-
     with _open_for_writing(f) as out:
         print(f"%{unit} = {error_rate:.2f}", file=out)
-        print(
-            f"Errors: {num_ins} insertions, {num_del} deletions, {num_sub} substitutions, "
-            f"over {num_ref_words} reference words ({num_correct} correct)",
-            file=out,
-        )
-        print(
-            "Search below for sections starting with PER-UTT DETAILS:, SUBSTITUTIONS:, "
-            "DELETIONS:, INSERTIONS:, PER-WORD STATS:",
-            file=out,
-        )
-        print("", file=out)
-
-        print("PER-UTT DETAILS: corr or (ref->hyp)  ", file=out)
-        for cut_id, alignment in alignments:
-            print(f"{cut_id}:\t" + " ".join(_merge_error_runs(alignment)), file=out)
-        print("", file=out)
-
-        # Most frequent first; ties in reverse lexical order, as icefall sorts (count, key).
-        print("SUBSTITUTIONS: count ref -> hyp", file=out)
-        for (ref_word, hyp_word), count in sorted(
-            substitutions.items(), key=lambda kv: (kv[1], kv[0]), reverse=True
-        ):
-            print(f"{count}   {ref_word} -> {hyp_word}", file=out)
-        print("", file=out)
-
-        print("DELETIONS: count ref", file=out)
-        for word, count in sorted(deletions.items(), key=lambda kv: (kv[1], kv[0]), reverse=True):
-            print(f"{count}   {word}", file=out)
-        print("", file=out)
-
-        print("INSERTIONS: count hyp", file=out)
-        for word, count in sorted(insertions.items(), key=lambda kv: (kv[1], kv[0]), reverse=True):
-            print(f"{count}   {word}", file=out)
-        print("", file=out)
-
-        print("PER-WORD STATS: word  corr tot_errs count_in_ref count_in_hyp", file=out)
-        rows = []
-        for word, (corr, ref_sub, hyp_sub, ins, dels) in per_word.items():
-            rows.append((ref_sub + hyp_sub + ins + dels, word, corr, ref_sub + dels, hyp_sub + ins))
-        for errors, word, corr, only_ref, only_hyp in sorted(rows, reverse=True):
-            print(f"{word}   {corr} {errors} {corr + only_ref} {corr + only_hyp}", file=out)
-
+        _write_error_sections(out, errors)
     return error_rate
+
+
+def _most_frequent_first(counter: Counter) -> List[tuple]:
+    # Ties in reverse lexical order, as icefall sorts (count, key).
+    return sorted(counter.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)
+
+
+def _write_error_sections(out: IO[str], errors: _ErrorCounts) -> None:
+    """Everything of the ``errs-*`` report after its ``%WER`` line."""
+    num_ins, num_del, num_sub = errors.counts
+    print(
+        f"Errors: {num_ins} insertions, {num_del} deletions, {num_sub} substitutions, "
+        f"over {errors.num_ref_words} reference words ({errors.num_correct} correct)",
+        file=out,
+    )
+    print(
+        "Search below for sections starting with PER-UTT DETAILS:, SUBSTITUTIONS:, "
+        "DELETIONS:, INSERTIONS:, PER-WORD STATS:",
+        file=out,
+    )
+    print("", file=out)
+
+    print("PER-UTT DETAILS: corr or (ref->hyp)  ", file=out)
+    for cut_id, alignment in errors.alignments:
+        print(f"{cut_id}:\t" + " ".join(_merge_error_runs(alignment)), file=out)
+    print("", file=out)
+
+    print("SUBSTITUTIONS: count ref -> hyp", file=out)
+    for (ref_word, hyp_word), count in _most_frequent_first(errors.substitutions):
+        print(f"{count}   {ref_word} -> {hyp_word}", file=out)
+    print("", file=out)
+
+    print("DELETIONS: count ref", file=out)
+    for word, count in _most_frequent_first(errors.deletions):
+        print(f"{count}   {word}", file=out)
+    print("", file=out)
+
+    print("INSERTIONS: count hyp", file=out)
+    for word, count in _most_frequent_first(errors.insertions):
+        print(f"{count}   {word}", file=out)
+    print("", file=out)
+
+    print("PER-WORD STATS: word  corr tot_errs count_in_ref count_in_hyp", file=out)
+    rows = []
+    for word, (corr, ref_sub, hyp_sub, ins, dels) in errors.per_word.items():
+        rows.append((ref_sub + hyp_sub + ins + dels, word, corr, ref_sub + dels, hyp_sub + ins))
+    for num_errors, word, corr, only_ref, only_hyp in sorted(rows, reverse=True):
+        print(f"{word}   {corr} {num_errors} {corr + only_ref} {corr + only_hyp}", file=out)
 
 
 def write_wer_summary(filename: Pathlike, test_set_wers: Dict[str, float]) -> None:

@@ -1069,38 +1069,43 @@ class Zipformer2(nn.Module):
         self.states_per_layer = NUM_STATES_PER_LAYER  # an attribute so TorchScript can read it
         self._check_config()
 
-        encoders = []
-        for i in range(num_stacks):
-            layers = [
-                Zipformer2EncoderLayer(
-                    embed_dim=self.encoder_dim[i],
-                    pos_dim=pos_dim,
-                    num_heads=self.num_heads[i],
-                    query_head_dim=self.query_head_dim[i],
-                    pos_head_dim=self.pos_head_dim[i],
-                    value_head_dim=self.value_head_dim[i],
-                    feedforward_dim=self.feedforward_dim[i],
-                    dropout=dropout,
-                    cnn_module_kernel=self.cnn_module_kernel[i],
-                    causal=causal,
-                )
-                for _ in range(self.num_encoder_layers[i])
-            ]
-            # The front end learns alone first; the stacks then warm up one after another.
-            encoder: nn.Module = Zipformer2Encoder(
-                layers,
-                pos_dim=pos_dim,
-                warmup_begin=warmup_batches * (i + 1) / (num_stacks + 1),
-                warmup_end=warmup_batches * (i + 2) / (num_stacks + 1),
-                final_layerdrop_rate=0.035 * (downsampling_factor[i] ** 0.5),
-            )
-            if downsampling_factor[i] != 1:
-                encoder = DownsampledZipformer2Encoder(
-                    encoder, dim=self.encoder_dim[i], downsample=downsampling_factor[i]
-                )
-            encoders.append(encoder)
-        self.encoders = nn.ModuleList(encoders)
+        self.encoders = nn.ModuleList(
+            [self._make_stack(i, dropout, warmup_batches) for i in range(num_stacks)]
+        )
         self.downsample_output = SimpleDownsample(output_downsampling_factor)
+
+    def _make_stack(self, i: int, dropout: FloatLike, warmup_batches: float) -> nn.Module:
+        """Stack ``i``: its layers, layer-drop warm-up and (if its factor is not 1) the
+        down/upsampling around it."""
+        num_stacks = len(self.downsampling_factor)
+        layers = [
+            Zipformer2EncoderLayer(
+                embed_dim=self.encoder_dim[i],
+                pos_dim=self.pos_dim,
+                num_heads=self.num_heads[i],
+                query_head_dim=self.query_head_dim[i],
+                pos_head_dim=self.pos_head_dim[i],
+                value_head_dim=self.value_head_dim[i],
+                feedforward_dim=self.feedforward_dim[i],
+                dropout=dropout,
+                cnn_module_kernel=self.cnn_module_kernel[i],
+                causal=self.causal,
+            )
+            for _ in range(self.num_encoder_layers[i])
+        ]
+        # The front end learns alone first; the stacks then warm up one after another.
+        encoder: nn.Module = Zipformer2Encoder(
+            layers,
+            pos_dim=self.pos_dim,
+            warmup_begin=warmup_batches * (i + 1) / (num_stacks + 1),
+            warmup_end=warmup_batches * (i + 2) / (num_stacks + 1),
+            final_layerdrop_rate=0.035 * (self.downsampling_factor[i] ** 0.5),
+        )
+        if self.downsampling_factor[i] != 1:
+            encoder = DownsampledZipformer2Encoder(
+                encoder, dim=self.encoder_dim[i], downsample=self.downsampling_factor[i]
+            )
+        return encoder
 
     def _check_config(self) -> None:
         for i, (dim, unmasked) in enumerate(zip(self.encoder_dim, self.encoder_unmasked_dim)):
