@@ -19,6 +19,7 @@ import torch
 import torch.nn as nn
 
 from icefall_lite import rnnt
+from icefall_lite.data.filters import conv2d_subsampled_frames
 from icefall_lite.models.decoder import Decoder
 from icefall_lite.models.joiner import Joiner
 from icefall_lite.models.zipformer import (
@@ -106,6 +107,11 @@ class AsrModel(nn.Module):
         encoder_out, encoder_out_lens = self.encoder(x, x_lens, src_key_padding_mask)
         encoder_out = encoder_out.permute(1, 0, 2)
         return encoder_out, encoder_out_lens
+
+    def output_frames(self, num_frames):
+        """Encoder output frames for ``num_frames`` input frames (an int or an (N,) tensor):
+        the Conv2dSubsampling front end's ``((T - 7) // 2 + 1) // 2``."""
+        return conv2d_subsampled_frames(num_frames)
 
     def streaming_encoder(
         self, chunk_size: int = 0, left_context_frames: int = 0

@@ -8,7 +8,8 @@ next) plugs in by giving its model these members; nothing in ``training/``, ``se
   ``(simple_loss, pruned_loss, ctc_loss)`` (a zero scalar for a head it does not have, see
   ``use_transducer`` / ``use_ctc``), used by ``training.loss``; ``forward_encoder(x, x_lens)``
   -> encoder output ``(N, T', C)`` and lengths ``(N,)``, used by decoding and export;
-  ``vocab_size``.
+  ``output_frames(num_frames)`` -> encoder frames of that many input frames (the loss per
+  frame in the logs, the cut filter's "too short for its tokens"); ``vocab_size``.
 * a CTC head: ``ctc_output`` maps encoder output to log-probabilities ``(N, T', V)`` (blank 0);
   ``None`` without one.
 * a transducer: ``decoder`` (``vocab_size``, ``blank_id``, ``context_size``,
@@ -92,6 +93,9 @@ class AsrModelInterface(Protocol):
 
     def forward_encoder(self, x: Tensor, x_lens: Tensor) -> Tuple[Tensor, Tensor]:
         """(N, T, F) features, (N,) lengths -> (N, T', C) encoder output, (N,) lengths."""
+
+    def output_frames(self, num_frames):
+        """Encoder frames for ``num_frames`` input frames (an int or an (N,) tensor)."""
 
     def streaming_encoder(self, chunk_size: int, left_context_frames: int) -> ChunkEncoder:
         """The chunk-wise encoder of a causal model (``ValueError`` for another)."""

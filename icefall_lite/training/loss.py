@@ -12,9 +12,8 @@ from typing import Any, Dict, Iterable, List, Tuple
 import torch
 import torch.nn as nn
 
-from icefall_lite.data import conv2d_subsampled_frames
 from icefall_lite.models import transducer_loss_scales
-from icefall_lite.training.state import preserved_rng_state
+from icefall_lite.training.state import preserved_rng_state, unwrap
 from icefall_lite.utils import AttributeDict, MetricsTracker
 
 __all__ = ["autocast", "batch_cut_ids", "compute_loss", "compute_validation_loss"]
@@ -83,7 +82,7 @@ def compute_loss(
             loss = loss + params.ctc_loss_scale * ctc_loss
 
     info = MetricsTracker()
-    info["frames"] = int(conv2d_subsampled_frames(feature_lens).sum().item())
+    info["frames"] = int(unwrap(model).output_frames(feature_lens).sum().item())
     info["utterances"] = len(texts)
     info["loss"] = loss.detach().cpu().item()
     if params.use_transducer:

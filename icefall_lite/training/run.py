@@ -201,15 +201,21 @@ def _build_state(
 
 
 def _load_split_cuts(
-    data_module: AsrDataModule, params: AttributeDict, splits: List[str], sp: Any, name: str
+    data_module: AsrDataModule, state: TrainingState, splits: List[str], name: str
 ):
-    """The named splits' cuts (lazily concatenated); training cuts are filtered with a report."""
+    """The named splits' cuts (lazily concatenated); training cuts are filtered with a report
+    (too short for their tokens after the model's subsampling, too long, untokenizable)."""
+    params = state.params
     cuts = data_module.load_cuts(params.cuts_prefix, splits[0])
     for split in splits[1:]:
         cuts = cuts + data_module.load_cuts(params.cuts_prefix, split)
     if name == "training cuts":
         cuts, report = filter_cuts_for_training(
-            cuts, sp=sp, name=f"{name} ({', '.join(splits)})", return_report=True
+            cuts,
+            sp=state.sp,
+            name=f"{name} ({', '.join(splits)})",
+            return_report=True,
+            subsampling=state.bare_model.output_frames,
         )
         params.epoch_num_cuts = report.num_kept  # for the progress/ETA of the log lines
     return cuts
@@ -222,8 +228,8 @@ def _data_loaders(
     scan on GPU, and the RNG / running-loss state a mid-epoch resume continues from."""
     params, sp = state.params, state.sp
     data_module = AsrDataModule(params)
-    train_cuts = _load_split_cuts(data_module, params, params.train_splits, sp, "training cuts")
-    valid_cuts = _load_split_cuts(data_module, params, params.valid_splits, sp, "validation cuts")
+    train_cuts = _load_split_cuts(data_module, state, params.train_splits, "training cuts")
+    valid_cuts = _load_split_cuts(data_module, state, params.valid_splits, "validation cuts")
     sampler_state = None
     if params.start_batch > 0 and checkpoint is not None and "sampler" in checkpoint:
         sampler_state = checkpoint["sampler"]
