@@ -198,16 +198,25 @@ def test_unbroken_run_and_resumed_runs_end_identical(corpus, tmp_path):
     assert process.returncode == -signal.SIGKILL
     assert not (broken_dir / "epoch-2.pt").exists()
     last = max(int(p.stem.split("-")[1]) for p in broken_dir.glob("checkpoint-*.pt"))
+    written_before = {p.name: p.stat().st_mtime_ns for p in broken_dir.glob("checkpoint-*.pt")}
 
-    # ... and resume it from its last checkpoint: the result is bit-identical.
-    _run(_train_cmd(corpus, broken_dir, "--start-batch", str(last)), corpus)
+    # ... and resume it from its last checkpoint: the result is bit-identical. Training is
+    # deterministic, so a run that silently started over would match too: it must say where
+    # it resumed from and must not redo (and rewrite the checkpoints of) steps 1..last.
+    resumed = _run(_train_cmd(corpus, broken_dir, "--start-batch", str(last)), corpus)
+    assert f"Resuming from {broken_dir / f'checkpoint-{last}.pt'}" in resumed.stderr
+    written_after = {p.name: p.stat().st_mtime_ns for p in broken_dir.glob("checkpoint-*.pt")}
+    assert {k: written_after.get(k) for k in written_before} == written_before
+    assert len(written_after) > len(written_before), "the resumed run wrote no checkpoint"
     _assert_same_training_state(full, _load(broken_dir / "epoch-2.pt"))
 
     # Resuming from an epoch checkpoint replays the next epoch exactly as well.
     epoch_dir = tmp_path / "from-epoch"
     epoch_dir.mkdir()
     (epoch_dir / "epoch-1.pt").write_bytes((full_dir / "epoch-1.pt").read_bytes())
-    _run(_train_cmd(corpus, epoch_dir, "--start-epoch", "2"), corpus)
+    resumed = _run(_train_cmd(corpus, epoch_dir, "--start-epoch", "2"), corpus)
+    assert f"Resuming from {epoch_dir / 'epoch-1.pt'}" in resumed.stderr
+    assert not (epoch_dir / "checkpoint-2.pt").exists(), "epoch 1 was trained again"
     _assert_same_training_state(full, _load(epoch_dir / "epoch-2.pt"))
 
 
