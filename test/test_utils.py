@@ -1,4 +1,5 @@
 import argparse
+import importlib.metadata
 import logging
 import pickle
 from pathlib import Path
@@ -125,7 +126,12 @@ def test_atomic_open_keeps_old_file_on_error(tmp_path):
 def test_get_env_info_reports_versions():
     info = get_env_info()
     assert info["torch_version"] == torch.__version__
-    assert info["k2_version"] == "not installed"
+    for package in ("k2", "lhotse", "fast_rnnt", "kaldifeat"):
+        try:
+            expected = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            expected = "not installed"
+        assert info[f"{package}_version"] == expected, package
     for key in (
         "lhotse_version",
         "fast_rnnt_version",

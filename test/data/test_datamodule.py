@@ -1,5 +1,6 @@
 import argparse
 import io
+import random
 
 import pytest
 import torch
@@ -89,33 +90,61 @@ def test_resume_mid_epoch_continues_at_the_next_batch(tiny_corpus, num_workers):
     assert sorted(next_epoch) == sorted(cut.id for cut in cuts)
 
 
-def test_musan_and_spec_aug_change_the_features(tiny_corpus):
-    plain = AsrDataModule(make_args(tiny_corpus, "--shuffle", "false"))
-    noisy = AsrDataModule(
-        make_args(
-            tiny_corpus,
-            "--shuffle",
-            "false",
-            "--enable-musan",
-            "true",
-            "--noise-cuts",
-            "tiny_cuts_noise.jsonl.gz",
-            "--enable-spec-aug",
-            "true",
-        )
+def _first_train_batch(tiny_corpus, *flags):
+    data = AsrDataModule(make_args(tiny_corpus, "--shuffle", "false", *flags))
+    return next(iter(data.train_dataloaders(data.load_cuts("tiny", "train"))))
+
+
+def _rows(batch) -> list:
+    """Each utterance's unpadded (T, 80) features."""
+    return [x[:n] for x, n in zip(batch["inputs"], batch["supervisions"]["num_frames"].tolist())]
+
+
+def test_musan_alone_mixes_noise_into_some_cuts_only(tiny_corpus):
+    plain = _first_train_batch(tiny_corpus)
+    noise = ("--enable-musan", "true", "--noise-cuts", "tiny_cuts_noise.jsonl.gz")
+    random.seed(3)  # with --num-workers 0, CutMix draws from the process's RNG
+    noisy = _first_train_batch(tiny_corpus, *noise)
+    assert batch_ids(plain) == batch_ids(noisy)
+    mixed = [type(cut).__name__ == "MixedCut" for cut in noisy["supervisions"]["cut"]]
+    assert any(mixed) and not all(mixed), mixed  # p = 0.5
+    for is_mixed, a, b in zip(mixed, _rows(plain), _rows(noisy)):
+        if is_mixed:
+            # Mixing adds energy in every mel bin: log-fbank goes up, never down (lilcom: 0.05).
+            assert (b >= a - 0.05).all() and (b > a + 0.05).float().mean() > 0.1
+        else:
+            torch.testing.assert_close(b, a, rtol=0, atol=0)
+
+
+def test_spec_aug_alone_masks_bands_and_keeps_the_rest(tiny_corpus):
+    plain = _first_train_batch(tiny_corpus)
+    masked = _first_train_batch(
+        tiny_corpus, "--enable-spec-aug", "true", "--spec-aug-time-warp-factor", "0"
     )
-    cuts = plain.load_cuts("tiny", "train")
-    a = next(iter(plain.train_dataloaders(cuts)))
-    b = next(iter(noisy.train_dataloaders(cuts)))
-    assert batch_ids(a) == batch_ids(b)
-    assert not torch.allclose(a["inputs"], b["inputs"])
+    assert batch_ids(plain) == batch_ids(masked)
+    for a, b in zip(_rows(plain), _rows(masked)):
+        changed = b != a
+        assert changed.any() and not changed.all()
+        # Masks fill whole frequency bands or whole frames: unchanged values are untouched.
+        whole_bins = changed.all(dim=0)
+        whole_frames = changed.all(dim=1)
+        assert whole_bins.any() or whole_frames.any()
+        assert not (changed & ~whole_bins.unsqueeze(0) & ~whole_frames.unsqueeze(1)).any()
 
 
-def test_on_the_fly_features_match_precomputed_shape(tiny_corpus):
-    data = AsrDataModule(make_args(tiny_corpus, "--on-the-fly-feats", "true", "--shuffle", "false"))
-    cuts = data.load_cuts("tiny", "train")
-    batch = next(iter(data.valid_dataloaders(cuts)))
-    assert batch["inputs"].shape[2] == 80
+def test_on_the_fly_features_match_precomputed_ones(tiny_corpus):
+    flags = ("--shuffle", "false")
+    cuts = AsrDataModule(make_args(tiny_corpus)).load_cuts("tiny", "train")
+    stored = next(iter(AsrDataModule(make_args(tiny_corpus, *flags)).valid_dataloaders(cuts)))
+    on_the_fly = AsrDataModule(make_args(tiny_corpus, "--on-the-fly-feats", "true", *flags))
+    computed = next(iter(on_the_fly.valid_dataloaders(cuts)))
+    assert batch_ids(stored) == batch_ids(computed)
+    assert torch.equal(stored["supervisions"]["num_frames"], computed["supervisions"]["num_frames"])
+    for a, b in zip(_rows(stored), _rows(computed)):
+        assert b.shape == a.shape and b.shape[1] == 80
+        # Lilcom storage is lossy (~0.016 here). The last two frames are left out: computed on
+        # the cut's own audio, their windows run past its end (stored ones saw the recording).
+        torch.testing.assert_close(b[:-2], a[:-2], rtol=0, atol=0.03)
 
 
 def test_test_dataloader_keeps_every_cut(tiny_corpus):

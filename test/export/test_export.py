@@ -26,6 +26,7 @@ from icefall_lite.models import add_model_arguments, build_model
 from icefall_lite.models.zipformer import resolve_zipformer_params
 from icefall_lite.models.zipformer.streaming import ZipformerStreamingEncoder
 from icefall_lite.search import greedy_search
+from icefall_lite.streaming.states import stack_states, zipformer2_state_batch_dims
 from icefall_lite.utils import AttributeDict
 
 CHUNK, LEFT = 16, 64
@@ -150,15 +151,31 @@ def test_onnx_streaming_encoder_matches_pytorch_chunkwise(causal_model, tmp_path
     assert channels < 128 and states_onnx[-2].shape[1] == 128
     assert states_onnx[-2].shape[2:] == states_torch[-2].shape[2:]
     frames = 45
+    dims = zipformer2_state_batch_dims((len(states_torch) - 2) // 6)
+    one = torch.full((1,), frames)
     with torch.no_grad():
-        for _ in range(3):
+        # Stream A decodes its first chunk alone ...
+        x = torch.randn(1, frames, 80)
+        got, _, onnx_a = onnx_encoder(x, one, onnx_encoder.get_init_states(1))
+        want, _, torch_a = eager(x, one, eager.get_init_states(1))
+        torch.testing.assert_close(got, m.joiner.encoder_proj(want), rtol=0, atol=1e-4)
+        # ... then stream B joins: A's advanced state stacked with a fresh one.
+        states_onnx = stack_states([onnx_a, onnx_encoder.get_init_states(1)], dims)
+        states_torch = stack_states([torch_a, eager.get_init_states(1)], dims)
+        for chunk in range(2):
             x = torch.randn(2, frames, 80)
             lens = torch.full((2,), frames)
+            if chunk == 0:  # B's first chunk in the batch is what B alone would give
+                b_alone = eager(x[1:], one, eager.get_init_states(1))[0]
             got, got_lens, states_onnx = onnx_encoder(x, lens, states_onnx)
             want, want_lens, states_torch = eager(x, lens, states_torch)
             torch.testing.assert_close(got, m.joiner.encoder_proj(want), rtol=0, atol=1e-4)
             assert torch.equal(got_lens, want_lens)
+            if chunk == 0:
+                torch.testing.assert_close(want[1:], b_alone, rtol=0, atol=1e-5)
+    # processed_lens: A is one chunk ahead of B
     assert np.array_equal(states_onnx[-1].numpy(), states_torch[-1].numpy())
+    assert states_onnx[-1][0] > states_onnx[-1][1]
     embed = states_onnx[-2]
     torch.testing.assert_close(embed[:, :channels], states_torch[-2], rtol=0, atol=1e-4)
     assert not embed[:, channels:].abs().any()

@@ -60,8 +60,11 @@ def test_preset_parameter_counts_match_icefall(size):
     with torch.device("meta"):  # counts only: no memory, no init cost
         encoder_embed, encoder = build_zipformer(preset_params(size))
     total = count(encoder_embed) + count(encoder) + transducer_head_params(encoder.output_dim)
-    published = PUBLISHED_COUNTS[size]
-    assert abs(total - published) / published < 0.03, (size, total, published)
+    # icefall's Zipformer2EncoderLayer also holds an unused bypass_scale (embed_dim,) parameter
+    # next to its two BypassModules (left over from an earlier version); ours leaves it out.
+    layers = [m for m in encoder.modules() if hasattr(m, "bypass_mid")]
+    unused_in_icefall = sum(layer.bypass.bypass_scale.numel() for layer in layers)
+    assert total + unused_in_icefall == PUBLISHED_COUNTS[size], (size, total, unused_in_icefall)
 
 
 def test_tiny_preset_is_small():
@@ -107,16 +110,34 @@ def test_forward_backward_in_training_mode(tiny):
     encoder.eval()
 
 
-def test_eval_is_deterministic(tiny):
+def test_eval_ignores_randomness_and_schedules(tiny):
+    """In eval mode the output depends on the input and weights only: not on the RNG state (the
+    same two seeds do change the training-mode output, so the comparison can tell) and not on
+    the regularisation schedules' batch count. (Not on a batch's padding either, except through
+    the front end's 'same'-padded ConvNeXt, as in icefall; that is not asserted.)"""
+    import random
+
     encoder_embed, encoder = tiny
+    x = torch.randn(8, 50, 80)  # several sequences: per-sequence random choices show up
+    x_lens = torch.full((8,), 50)
+
+    def encode(seed, train=False, batch_count=50000.0):
+        encoder_embed.train(train)
+        encoder.train(train)
+        set_batch_count(encoder, batch_count)
+        set_batch_count(encoder_embed, batch_count)
+        torch.manual_seed(seed)
+        random.seed(seed)
+        with torch.no_grad():
+            return run_encoder(encoder_embed, encoder, x, x_lens)[2]
+
+    assert not torch.equal(encode(1, train=True), encode(2, train=True))
+    want = encode(1)
+    for seed in (2, 3):
+        assert torch.equal(encode(seed), want)
+    assert torch.equal(encode(2, batch_count=0.0), want)
     encoder_embed.eval()
     encoder.eval()
-    x = torch.randn(2, 50, 80)
-    x_lens = torch.tensor([50, 50])
-    with torch.no_grad():
-        a = run_encoder(encoder_embed, encoder, x, x_lens)[2]
-        b = run_encoder(encoder_embed, encoder, x, x_lens)[2]
-    assert torch.equal(a, b)
 
 
 def test_torchscript_matches_eager(mini):

@@ -57,6 +57,13 @@ def _run(cwd: Path, script: str, *args: str, check: bool = True) -> subprocess.C
     return proc
 
 
+def _quantized_ops(path: Path) -> set:
+    import onnx
+
+    kinds = {"MatMulInteger", "DynamicQuantizeLinear", "DequantizeLinear", "QLinearMatMul"}
+    return {node.op_type for node in onnx.load(str(path)).graph.node} & kinds
+
+
 def _transcripts(stdout: str) -> dict:
     blocks = [b.split("\n", 1) for b in stdout.strip().split("\n\n")]
     return {name.rstrip(":"): text.strip() for name, text in blocks}
@@ -77,7 +84,11 @@ def test_export_and_pretrained_scripts_agree(tmp_path, causal):
     encoder = f"exp/encoder-{tag}{'-chunk-16-left-64' if causal else ''}.onnx"
     jit = "exp/jit_script_chunk_16_left_64.pt" if causal else "exp/jit_script.pt"
     for name in (encoder, f"exp/decoder-{tag}.onnx", f"exp/joiner-{tag}.onnx"):
-        assert (tmp_path / name).is_file() and (tmp_path / name.replace(".onnx", ".int8.onnx"))
+        fp32, int8 = tmp_path / name, tmp_path / name.replace(".onnx", ".int8.onnx")
+        assert fp32.is_file() and int8.is_file(), int8
+        assert int8.stat().st_size < fp32.stat().st_size, f"{int8.name} is not smaller"
+        assert _quantized_ops(int8) and not _quantized_ops(fp32), int8.name
+        assert read_meta_data(int8).items() >= read_meta_data(fp32).items(), int8.name
     meta = read_meta_data(tmp_path / encoder)
     assert meta["model_type"] == "zipformer2"
     assert ("decode_chunk_len" in meta) == causal
@@ -94,6 +105,11 @@ def test_export_and_pretrained_scripts_agree(tmp_path, causal):
                      "--decoder-model-filename", f"exp/decoder-{tag}.onnx",
                      "--joiner-model-filename", f"exp/joiner-{tag}.onnx", *common, check=False),
     }  # fmt: skip
+    parts = (encoder, f"exp/decoder-{tag}.onnx", f"exp/joiner-{tag}.onnx")
+    int8 = [name.replace(".onnx", ".int8.onnx") for name in parts]
+    runs["int8"] = _run(tmp_path, "onnx_pretrained.py", "--encoder-model-filename", int8[0],
+                        "--decoder-model-filename", int8[1], "--joiner-model-filename", int8[2],
+                        *common, check=False)  # fmt: skip
     texts = {}
     for kind, proc in runs.items():
         assert proc.returncode == 1, f"{kind}: {proc.stderr[-2000:]}"  # one unreadable file
@@ -105,3 +121,5 @@ def test_export_and_pretrained_scripts_agree(tmp_path, causal):
         assert texts[kind]["a.wav"] and texts[kind]["b.wav"]
         assert texts[kind]["a.wav"] != texts[kind]["b.wav"]
     assert texts["pretrained"] == texts["jit"] == texts["onnx"]
+    # int8 weights may change a token or two, but the models are the same ones.
+    assert texts["int8"]["a.wav"].split()[:1] == texts["onnx"]["a.wav"].split()[:1]

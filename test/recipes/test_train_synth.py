@@ -5,6 +5,7 @@ Slow tests: exact resume after SIGKILL (mid-epoch, --start-batch) and from an ep
 """
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -198,16 +199,25 @@ def test_unbroken_run_and_resumed_runs_end_identical(corpus, tmp_path):
     assert process.returncode == -signal.SIGKILL
     assert not (broken_dir / "epoch-2.pt").exists()
     last = max(int(p.stem.split("-")[1]) for p in broken_dir.glob("checkpoint-*.pt"))
+    written_before = {p.name: p.stat().st_mtime_ns for p in broken_dir.glob("checkpoint-*.pt")}
 
-    # ... and resume it from its last checkpoint: the result is bit-identical.
-    _run(_train_cmd(corpus, broken_dir, "--start-batch", str(last)), corpus)
+    # ... and resume it from its last checkpoint: the result is bit-identical. Training is
+    # deterministic, so a run that silently started over would match too: it must say where
+    # it resumed from and must not redo (and rewrite the checkpoints of) steps 1..last.
+    resumed = _run(_train_cmd(corpus, broken_dir, "--start-batch", str(last)), corpus)
+    assert f"Resuming from {broken_dir / f'checkpoint-{last}.pt'}" in resumed.stderr
+    written_after = {p.name: p.stat().st_mtime_ns for p in broken_dir.glob("checkpoint-*.pt")}
+    assert {k: written_after.get(k) for k in written_before} == written_before
+    assert len(written_after) > len(written_before), "the resumed run wrote no checkpoint"
     _assert_same_training_state(full, _load(broken_dir / "epoch-2.pt"))
 
     # Resuming from an epoch checkpoint replays the next epoch exactly as well.
     epoch_dir = tmp_path / "from-epoch"
     epoch_dir.mkdir()
     (epoch_dir / "epoch-1.pt").write_bytes((full_dir / "epoch-1.pt").read_bytes())
-    _run(_train_cmd(corpus, epoch_dir, "--start-epoch", "2"), corpus)
+    resumed = _run(_train_cmd(corpus, epoch_dir, "--start-epoch", "2"), corpus)
+    assert f"Resuming from {epoch_dir / 'epoch-1.pt'}" in resumed.stderr
+    assert not (epoch_dir / "checkpoint-2.pt").exists(), "epoch 1 was trained again"
     _assert_same_training_state(full, _load(epoch_dir / "epoch-2.pt"))
 
 
@@ -226,6 +236,48 @@ def test_world_size_two_on_cpu(corpus, tmp_path):
     assert all(
         torch.isfinite(v).all() for v in checkpoint["model"].values() if v.is_floating_point()
     )
+
+
+def _spawned_ranks(pid: int) -> list:
+    """The torch.multiprocessing.spawn children of process ``pid``, oldest first."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    ranks = []
+    for child in map(int, children):
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                ranks.append(child)
+        except FileNotFoundError:
+            pass
+    return sorted(ranks)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_a_rank_dying_inside_train_py_stops_the_whole_job(corpus, tmp_path):
+    """SIGKILL one of the two ranks mid-epoch: train.py must exit with an error naming it,
+    promptly (not after --dist-timeout, not never), and leave the checkpoints on disk intact."""
+    exp_dir = tmp_path / "dying"
+    cmd = _train_cmd(corpus, exp_dir, "--world-size", "2", "--dist-timeout", "60")
+    process = subprocess.Popen(
+        cmd, cwd=corpus, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.time() + 300
+        while not (exp_dir / "checkpoint-2.pt").exists() and time.time() < deadline:
+            time.sleep(0.02)
+        ranks = _spawned_ranks(process.pid)
+        assert len(ranks) == 2, ranks
+        os.kill(ranks[-1], signal.SIGKILL)
+        killed_at = time.time()
+        _, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode != 0
+    assert re.search(r"process \d terminated with signal SIGKILL", stderr), stderr[-2000:]
+    assert time.time() - killed_at < 30, "the job waited for the collective timeout"
+    assert not (exp_dir / "epoch-2.pt").exists()
+    assert _load(exp_dir / "checkpoint-2.pt")["batch_idx_train"] == 2
 
 
 @pytest.mark.slow

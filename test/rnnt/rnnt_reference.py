@@ -2,7 +2,7 @@
 
 import itertools
 import math
-from typing import List
+from typing import List, Optional
 
 import torch
 from torch import Tensor
@@ -43,6 +43,7 @@ def alignment_log_likelihood(
     blank: int,
     rnnt_type: str,
     delay_penalty: float = 0.0,
+    allowed: Optional[Tensor] = None,
 ) -> Tensor:
     """log sum over every alignment of ``symbols`` to ``T`` frames, enumerated one by one.
 
@@ -53,6 +54,9 @@ def alignment_log_likelihood(
         frame emits exactly one token, blank or symbol) or "constrained" (modified, plus the
         symbol pays for the blank of the next context on the same frame).
       delay_penalty: adds ``delay_penalty * ((T - 1) / 2 - t)`` per symbol emitted on frame t.
+      allowed: optional (T, S + 1) bool, the lattice cells a pruned joiner computed: only
+        alignments that read logits at allowed cells only count (every move leaves a cell and
+        reads its logits; a constrained symbol also reads the blank of the cell above).
     """
     T, S1, _ = logits.shape
     S = S1 - 1
@@ -63,28 +67,35 @@ def alignment_log_likelihood(
         for symbol_slots in itertools.combinations(range(S + T - 1), S):
             s = t = 0
             score = logits.new_zeros(())
+            inside = True
             for move in range(S + T):
+                inside = inside and (allowed is None or bool(allowed[t, s]))
                 if move in symbol_slots:
                     score = score + logp[t, s, symbols[s]] + delay_penalty * ((T - 1) / 2 - t)
                     s += 1
                 else:
                     score = score + logp[t, s, blank]
                     t += 1
-            scores.append(score)
+            if inside:
+                scores.append(score)
     else:
         # An alignment is the set of S frames that emit a symbol.
         for symbol_frames in itertools.combinations(range(T), S):
             s = 0
             score = logits.new_zeros(())
+            inside = True
             for t in range(T):
+                inside = inside and (allowed is None or bool(allowed[t, s]))
                 if t in symbol_frames:
                     score = score + logp[t, s, symbols[s]] + delay_penalty * ((T - 1) / 2 - t)
                     if rnnt_type == "constrained":
                         score = score + logp[t, s + 1, blank]
+                        inside = inside and (allowed is None or bool(allowed[t, s + 1]))
                     s += 1
                 else:
                     score = score + logp[t, s, blank]
-            scores.append(score)
+            if inside:
+                scores.append(score)
     if not scores:
         return logits.new_tensor(-math.inf)
     return torch.logsumexp(torch.stack(scores), dim=0)

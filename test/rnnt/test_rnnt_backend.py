@@ -4,9 +4,11 @@ import argparse
 
 import pytest
 import torch
+from rnnt_reference import alignment_log_likelihood, lattice_score_by_cells
 
 from icefall_lite import rnnt
 from icefall_lite.rnnt import backend
+from icefall_lite.rnnt import loss as builtin_loss
 
 
 @pytest.fixture(autouse=True)
@@ -99,26 +101,66 @@ def test_dispatch_reaches_the_chosen_backend(monkeypatch):
 
 @pytest.mark.parametrize("name", ["builtin", "fast_rnnt"])
 def test_public_api_runs_the_whole_pruned_recipe(name):
+    """Every public function, through the chosen backend, against the slow references: sums
+    over alignments (simple, full and pruned loss) and the cell-by-cell recursion."""
     if not _importable(name):
         pytest.skip(f"{name} not importable")
     rnnt.set_backend(name)
-    B, T, S, C = 2, 8, 3, 6
-    am = torch.randn(B, T, C, requires_grad=True)
-    lm = torch.randn(B, S + 1, C, requires_grad=True)
+    B, T, S, C = 2, 6, 3, 5
+    am = torch.randn(B, T, C, dtype=torch.float64, requires_grad=True)
+    lm = torch.randn(B, S + 1, C, dtype=torch.float64, requires_grad=True)
     symbols = torch.randint(1, C, (B, S))
-    boundary = torch.tensor([[0, 0, 3, 8], [0, 0, 2, 6]])
+    boundary = torch.tensor([[0, 0, 3, 6], [0, 0, 2, 5]])
+    logits = am.unsqueeze(2) + lm.unsqueeze(1)
+
+    def reference(allowed=None):
+        return torch.stack(
+            [
+                -alignment_log_likelihood(
+                    logits[b, :T_b, : S_b + 1],
+                    symbols[b, :S_b].tolist(),
+                    0,
+                    "regular",
+                    allowed=None if allowed is None else allowed[b],
+                )
+                for b, (_, _, S_b, T_b) in enumerate(boundary.tolist())
+            ]
+        )
+
     simple, (px_grad, py_grad) = rnnt.rnnt_loss_smoothed(
-        lm, am, symbols, 0, 0.25, 0.0, boundary, reduction="sum", return_grad=True
+        lm, am, symbols, 0, 0.0, 0.0, boundary, reduction="none", return_grad=True
     )
-    ranges = rnnt.get_rnnt_prune_ranges(px_grad, py_grad, boundary, 3)
+    torch.testing.assert_close(simple, reference())
+    smoothed = rnnt.rnnt_loss_smoothed(lm, am, symbols, 0, 0.25, 0.1, boundary, reduction="none")
+    expected = builtin_loss.rnnt_loss_smoothed(
+        lm, am, symbols, 0, 0.25, 0.1, boundary, reduction="none"
+    )
+    torch.testing.assert_close(smoothed, expected)
+    ranges = rnnt.get_rnnt_prune_ranges(px_grad, py_grad, boundary, 2)
     am_pruned, lm_pruned = rnnt.do_rnnt_pruning(am, lm, ranges)
-    pruned = rnnt.rnnt_loss_pruned(am_pruned + lm_pruned, symbols, ranges, 0, boundary)
-    (simple + pruned).backward()
+    pruned = rnnt.rnnt_loss_pruned(
+        am_pruned + lm_pruned, symbols, ranges, 0, boundary, reduction="none"
+    )
+    allowed = []
+    for b, (_, _, S_b, T_b) in enumerate(boundary.tolist()):
+        cells = torch.zeros(T_b, S_b + 1, dtype=torch.bool)
+        for t in range(T_b):
+            cells[t, ranges[b, t].clamp(max=S_b)] = True
+        allowed.append(cells)
+    torch.testing.assert_close(pruned, reference(allowed))
+    (simple.sum() + pruned.sum()).backward()
     assert torch.isfinite(am.grad).all() and torch.isfinite(lm.grad).all()
-    px, py = torch.randn(B, S, T + 1), torch.randn(B, S + 1, T)
-    assert rnnt.mutual_information_recursion(px, py, boundary).shape == (B,)
-    full = rnnt.rnnt_loss(am.unsqueeze(2) + lm.unsqueeze(1), symbols, 0, boundary)
-    assert torch.isfinite(full)
+    full = rnnt.rnnt_loss(logits, symbols, 0, boundary, reduction="none")
+    torch.testing.assert_close(full, reference())
+    px = torch.randn(B, S, T + 1, dtype=torch.float64)
+    py = torch.randn(B, S + 1, T, dtype=torch.float64)
+    expected = torch.stack(
+        [
+            lattice_score_by_cells(px[b], py[b], 0, 0, S_b, T_b)
+            for b, (_, _, S_b, T_b) in enumerate(boundary.tolist())
+        ]
+    )
+    torch.testing.assert_close(rnnt.mutual_information_recursion(px, py, boundary), expected)
 
 
 @pytest.mark.parametrize("name", ["builtin", "fast_rnnt"])

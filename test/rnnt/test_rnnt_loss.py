@@ -129,6 +129,39 @@ def test_narrow_pruning_bounds_full_loss_and_keeps_a_path(rnnt_type):
 
 
 @pytest.mark.parametrize("rnnt_type", RNNT_TYPES)
+def test_narrow_pruned_loss_is_the_sum_over_alignments_inside_the_band(rnnt_type):
+    """The pruned loss computed independently: brute force over the alignments that read the
+    joiner only at the cells ``ranges`` selected (tiny shapes)."""
+    torch.manual_seed(3)
+    B, T, S, C = 3, 6, 4, 6
+    am, lm, symbols, boundary = _batch(B, T, S, C, min_frames="symbols")
+    _, (px_grad, py_grad) = rnnt.rnnt_loss_simple(
+        lm, am, symbols, BLANK, boundary, rnnt_type, return_grad=True
+    )
+    ranges = rnnt.get_rnnt_prune_ranges(px_grad, py_grad, boundary, s_range=2)
+    am_pruned, lm_pruned = rnnt.do_rnnt_pruning(am, lm, ranges)
+    pruned = rnnt.rnnt_loss_pruned(
+        am_pruned + lm_pruned, symbols, ranges, BLANK, boundary, rnnt_type, reduction="none"
+    )
+    logits = am.unsqueeze(2) + lm.unsqueeze(1)
+    expected, full = [], []
+    for b, (_, _, S_b, T_b) in enumerate(boundary.tolist()):
+        allowed = torch.zeros(T_b, S_b + 1, dtype=torch.bool)
+        for t in range(T_b):
+            allowed[t, ranges[b, t].clamp(max=S_b)] = True
+        args = (logits[b, :T_b, : S_b + 1], symbols[b, :S_b].tolist(), BLANK, rnnt_type)
+        expected.append(-alignment_log_likelihood(*args, allowed=allowed))
+        full.append(-alignment_log_likelihood(*args))
+    expected, full = torch.stack(expected), torch.stack(full)
+    torch.testing.assert_close(pruned, expected)
+    assert (expected > full + 1e-3).any(), "degenerate case: the band removed no path"
+    grads = torch.autograd.grad(pruned.sum(), [am, lm])
+    expected_grads = torch.autograd.grad(expected.sum(), [am, lm])
+    for got, want in zip(grads, expected_grads):
+        torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("rnnt_type", RNNT_TYPES)
 def test_padded_batch_equals_sequences_alone(rnnt_type):
     am, lm, symbols, boundary = _batch(4, 8, 5, 6, min_frames="symbols")
     batched = rnnt.rnnt_loss_smoothed(

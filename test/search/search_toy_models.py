@@ -1,6 +1,9 @@
 """Stand-in transducer pieces following the Decoder/Joiner contract, for search tests.
 
 ``RandomTransducer``: small random decoder + joiner (tanh joiner, like the real one).
+``transducer_sequence_log_prob``: log P(tokens) of the standard transducer topology (any number
+of symbols per frame, each frame left by a blank, as Graves' beam search scores), by the forward
+recursion.
 ``ScriptedTransducer``: a joiner with a known best path: the encoder frame names the token to emit
 on that frame (or none), and the decoder state says which token may come next, so only the scripted
 sequence at the scripted frames is probable.
@@ -43,12 +46,14 @@ class TinyJoiner(nn.Module):
 
 
 class RandomTransducer(nn.Module):
-    def __init__(self, vocab_size=4, encoder_dim=6, context_size=2, sharpness=3.0):
+    def __init__(self, vocab_size=4, encoder_dim=6, context_size=2, sharpness=3.0, blank_bias=0.0):
         super().__init__()
         self.decoder = TinyDecoder(vocab_size, 8, blank_id=0, context_size=context_size)
         self.joiner = TinyJoiner(encoder_dim, 8, 8, vocab_size)
         with torch.no_grad():  # sharper distributions make ties impossible in practice
             self.joiner.output_linear.weight.mul_(sharpness)
+            # A likelier blank keeps the mass on short outputs (enumerable ones).
+            self.joiner.output_linear.bias[0] += blank_bias
 
 
 class _OneHotDecoder(nn.Module):
@@ -129,3 +134,36 @@ def enumerate_one_symbol_alignments(
 def log_sum(values: Sequence[float]) -> float:
     peak = max(values)
     return peak + math.log(sum(math.exp(v - peak) for v in values))
+
+
+@torch.no_grad()
+def transducer_sequence_log_prob(model: nn.Module, encoder_out: torch.Tensor, tokens) -> float:
+    """log P(tokens | (1, T, C) encoder_out), summed over every alignment of the standard
+    (Graves) topology: on frame t, from output position u, emit tokens[u] (stay on t) or blank
+    (go to t + 1); the last frame is left by a blank. alpha(t, u) by the forward recursion."""
+    blank, c = model.decoder.blank_id, model.decoder.context_size
+    enc = model.joiner.encoder_proj(encoder_out[0])
+    num_frames, num_tokens = enc.size(0), len(tokens)
+    history = [-1] * (c - 1) + [blank] + list(tokens)
+    log_probs = []  # per output position u: (T, V)
+    for u in range(num_tokens + 1):
+        dec = model.decoder(torch.tensor([history[u : u + c]]), need_pad=False)[:, 0]
+        logits = model.joiner(enc, model.joiner.decoder_proj(dec), project_input=False)
+        log_probs.append(logits.log_softmax(-1).tolist())
+    alpha = [[-math.inf] * (num_tokens + 1) for _ in range(num_frames + 1)]
+    alpha[0][0] = 0.0
+    for t in range(num_frames):
+        for u in range(num_tokens + 1):
+            if u > 0:
+                emit = alpha[t][u - 1] + log_probs[u - 1][t][tokens[u - 1]]
+                alpha[t][u] = _log_add(alpha[t][u], emit)
+            alpha[t + 1][u] = _log_add(alpha[t + 1][u], alpha[t][u] + log_probs[u][t][blank])
+    return alpha[num_frames][num_tokens]
+
+
+def _log_add(a: float, b: float) -> float:
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    return max(a, b) + math.log1p(math.exp(-abs(a - b)))

@@ -67,6 +67,13 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model-size", type=str, default="tiny", help="Zipformer preset.")
     parser.add_argument(
+        "--encoder-embed-channels",
+        type=int,
+        default=0,
+        help="Front-end (ConvNeXt) channels; 0: the preset's (tiny: 32). 128 times the old front "
+        "end.",
+    )
+    parser.add_argument(
         "--compare",
         action="store_true",
         help="Also run the plain-autograd reference paths (scaling.reference_implementations) "
@@ -82,11 +89,15 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_synth_model(model_size: str) -> torch.nn.Module:
-    """The synth recipe's model: its flag defaults, vocab 500, decoder/joiner dims 256."""
+def build_synth_model(model_size: str, encoder_embed_channels: int = 0) -> torch.nn.Module:
+    """The synth recipe's model: its flag defaults, vocab 500, decoder/joiner dims 256; the
+    preset's front-end width unless ``encoder_embed_channels`` > 0."""
     parser = argparse.ArgumentParser()
     add_model_arguments(parser)
-    params = AttributeDict(vars(parser.parse_args([])))
+    flags = ["--model-size", model_size]
+    if encoder_embed_channels > 0:
+        flags += ["--encoder-embed-channels", str(encoder_embed_channels)]
+    params = AttributeDict(vars(parser.parse_args(flags)))
     params.update(
         model_size=model_size,
         decoder_dim=256,
@@ -119,7 +130,7 @@ class Runner:
 
     def __init__(self, args: argparse.Namespace, reference: bool) -> None:
         torch.manual_seed(args.seed)
-        self.model = build_synth_model(args.model_size)
+        self.model = build_synth_model(args.model_size, args.encoder_embed_channels)
         self.model.train()
         set_batch_count(self.model, args.batch_count)
         self.optimizer = ScaledAdam(
