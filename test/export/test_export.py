@@ -24,9 +24,12 @@ from icefall_lite.export.onnx_model import OnnxStreamingEncoder, OnnxTransducer
 from icefall_lite.export.torchscript import export_jit_script
 from icefall_lite.models import add_model_arguments, build_model
 from icefall_lite.models.zipformer import resolve_zipformer_params
-from icefall_lite.models.zipformer.streaming import ZipformerStreamingEncoder
+from icefall_lite.models.zipformer.streaming import (
+    ZipformerStreamingEncoder,
+    zipformer2_state_batch_dims,
+)
 from icefall_lite.search import greedy_search
-from icefall_lite.streaming.states import stack_states, zipformer2_state_batch_dims
+from icefall_lite.streaming.states import stack_states
 from icefall_lite.utils import AttributeDict
 
 CHUNK, LEFT = 16, 64
