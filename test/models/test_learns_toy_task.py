@@ -122,7 +122,8 @@ def test_zipformer_transducer_learns_to_transcribe_unseen_toy_utterances():
         lr=0.045,
         clipping_scale=2.0,
     )
-    test_batch, test_refs = _batch(24, templates, rng, generator)
+    # 48 unseen utterances (~170 tokens): one error is ~0.6 %, so the rates are not coarse.
+    test_batch, test_refs = _batch(48, templates, rng, generator)
     tokenizer = _Letters()
 
     def error_rates() -> Tuple[float, float]:
@@ -143,7 +144,7 @@ def test_zipformer_transducer_learns_to_transcribe_unseen_toy_utterances():
     initial = error_rates()
     history = [initial]
     model.train()
-    for step in range(300):
+    for step in range(450):
         params.batch_idx_train = step
         # The Zipformer's regularisation schedules, compressed to this short run.
         set_batch_count(model, 20.0 * step)
@@ -154,7 +155,9 @@ def test_zipformer_transducer_learns_to_transcribe_unseen_toy_utterances():
         optimizer.step()
         if step % 50 == 49:
             history.append(error_rates())
-            if max(history[-1]) < 0.05:
+            # Stop at half the bound asserted below: the run ends with a margin, so a
+            # different thread count or platform (other rounding) does not tip it over.
+            if max(history[-1]) < 0.025:
                 break
     print("token error rates (transducer, CTC) every 50 steps:", history)
     transducer_ter, ctc_ter = history[-1]

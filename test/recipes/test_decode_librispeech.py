@@ -2,14 +2,21 @@
 
 import pytest
 import torch
-from test_decode_synth import NUM_CUTS, common_args, load_recipe_script, make_recipe_dir
+from test_decode_synth import (
+    NUM_CUTS,
+    common_args,
+    known_wer,
+    load_recipe_script,
+    make_recipe_dir,
+)
 
 
 @pytest.fixture(scope="module")
 def librispeech_dir(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("librispeech")
-    return make_recipe_dir(root, "librispeech", ["test-clean", "test-other"], use_ctc=False)
+    splits = ["test-clean", "test-other"]
+    return make_recipe_dir(root, "librispeech", splits, use_ctc=False, known_answer=True)
 
 
 def test_decodes_test_clean_and_test_other_by_default(librispeech_dir):
@@ -25,7 +32,8 @@ def test_decodes_test_clean_and_test_other_by_default(librispeech_dir):
     res_dir = librispeech_dir["exp_dir"] / "fast_beam_search"
     suffix = "epoch-2_avg-1_beam-4.0_max-contexts-8_max-states-64_use-averaged-model"
     for name, (wer, stats) in summary.items():
-        assert stats.num_cuts == NUM_CUTS and wer >= 0
+        assert stats.num_cuts == NUM_CUTS
+        assert wer == pytest.approx(known_wer(ctc=False), abs=0.01)  # the constructed answer
         assert (res_dir / f"wer-summary-{name}-{suffix}.txt").is_file()
 
 

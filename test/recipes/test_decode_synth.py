@@ -1,6 +1,7 @@
 """End-to-end: zipformer/decode.py on a tiny model, tiny BPE model and a few cuts with fbank."""
 
 import argparse
+import ast
 import importlib.util
 import random
 import re
@@ -30,6 +31,57 @@ NUM_CUTS = 10
 AUDIO_SECONDS = sum(0.5 + 0.1 * i for i in range(NUM_CUTS))
 WORDS = "the cat sat on a mat red blue green dog ran far near home yes no".split()
 
+# A constructed case with a known answer: make_recipe_dir(known_answer=True) sets the model's
+# weights so that its transducer emits KNOWN_HYP and its CTC head KNOWN_CTC_HYP for every
+# cut, whatever the audio. Each cut's reference, with its word errors (counted by hand)
+# against the transducer's and the CTC head's answer:
+KNOWN_HYP, KNOWN_CTC_HYP = "THE DOG RAN HOME", "NO"
+KNOWN_CUTS = [("THE DOG RAN HOME", 0, 4)] * 6 + [
+    ("THE DOG RAN FAR HOME", 1, 5),  # a deletion / 1 sub + 4 del
+    ("THE CAT RAN HOME", 1, 4),  # a substitution / 1 sub + 3 del
+    ("NO", 4, 0),  # 1 sub + 3 insertions / correct
+    ("THE DOG RAN HOME NO", 1, 4),  # a deletion / 4 deletions
+]
+
+
+def known_wer(ctc: bool) -> float:
+    """The WER (%) every decoding method of the constructed model must score."""
+    errors = sum(cut[2 if ctc else 1] for cut in KNOWN_CUTS)
+    return 100.0 * errors / sum(len(cut[0].split()) for cut in KNOWN_CUTS)
+
+
+@torch.no_grad()
+def set_known_answer_weights(model, sp, margin: float = 20.0) -> None:
+    """Decoder output = one-hot of the last token; the joiner ignores the encoder and maps the
+    last token to the next token of KNOWN_HYP (blank after the last one) with a logit margin
+    of ``margin``; the CTC head says KNOWN_CTC_HYP on every frame. Every search then has one
+    overwhelmingly probable answer."""
+    tokens = sp.encode(KNOWN_HYP)
+    (ctc_token,) = sp.encode(KNOWN_CTC_HYP)
+    vocab, decoder, joiner = model.decoder.vocab_size, model.decoder, model.joiner
+    assert len(set(tokens)) == len(tokens), "KNOWN_HYP's tokens must be distinct"
+    assert decoder.decoder_dim == joiner.decoder_proj.out_features == vocab
+    following = dict.fromkeys(range(vocab), decoder.blank_id)
+    following.update(zip(tokens, tokens[1:]))
+    decoder.embedding.weight.copy_(torch.eye(vocab))
+    decoder.conv.weight.zero_()  # grouped, 4 channels a group: keep the last token's channel
+    for c in range(vocab):
+        decoder.conv.weight[c, c % 4, -1] = 1.0
+    joiner.encoder_proj.weight.zero_()
+    joiner.encoder_proj.bias.zero_()
+    joiner.decoder_proj.weight.copy_(5.0 * torch.eye(vocab))  # tanh(5) ~ 1
+    joiner.decoder_proj.bias.zero_()
+    start = margin * torch.nn.functional.one_hot(torch.tensor(tokens[0]), vocab).float()
+    joiner.output_linear.bias.copy_(start)  # the empty history: the first token
+    for y in range(vocab):
+        joiner.output_linear.weight[:, y] = -start
+        joiner.output_linear.weight[following[y], y] += margin
+    if model.use_ctc:
+        ctc_linear = model.ctc_output[1]
+        ctc_linear.weight.zero_()
+        ctc_linear.bias.zero_()
+        ctc_linear.bias[ctc_token] = margin
+
 
 def load_recipe_script(dataset: str):
     path = REPO / "egs" / dataset / "ASR" / "zipformer" / "decode.py"
@@ -39,8 +91,11 @@ def load_recipe_script(dataset: str):
     return module
 
 
-def make_recipe_dir(root: Path, prefix: str, splits, use_ctc: bool = True) -> dict:
-    """Tiny BPE model, cut files with fbank for each split, and epoch-1/2.pt of a tiny model."""
+def make_recipe_dir(
+    root: Path, prefix: str, splits, use_ctc: bool = True, known_answer: bool = False
+) -> dict:
+    """Tiny BPE model, cut files with fbank for each split, and epoch-1/2.pt of a tiny model
+    (random, or with ``known_answer`` the constructed one, with KNOWN_CUTS' references)."""
     rng = random.Random(0)
     sentences = [" ".join(rng.choice(WORDS).upper() for _ in range(6)) for _ in range(200)]
     (root / "text.txt").write_text("\n".join(sentences) + "\n")
@@ -62,7 +117,7 @@ def make_recipe_dir(root: Path, prefix: str, splits, use_ctc: bool = True) -> di
                 recording_id=f"utt{i}",
                 start=0,
                 duration=rec.duration,
-                text=sentences[i],
+                text=KNOWN_CUTS[i][0] if known_answer else sentences[i],
             )
         )
     cuts = CutSet.from_manifests(
@@ -92,12 +147,16 @@ def make_recipe_dir(root: Path, prefix: str, splits, use_ctc: bool = True) -> di
     )
     torch.manual_seed(0)
     model = build_model(params)
+    if known_answer:
+        import sentencepiece
+
+        set_known_answer_weights(model, sentencepiece.SentencePieceProcessor(str(bpe_model)))
     exp_dir = root / "zipformer" / "exp"
     for epoch in (1, 2):
         params.batch_idx_train = 10 * epoch
         with torch.no_grad():
             for p in model.parameters():
-                p.add_(0.01 * torch.randn_like(p))
+                p.add_(0.0 if known_answer else 0.01 * torch.randn_like(p))
         save_checkpoint(exp_dir / f"epoch-{epoch}.pt", model, model_avg=model, params=params)
     return {"exp_dir": exp_dir, "bpe_model": bpe_model, "manifest_dir": fbank_dir}
 
@@ -216,7 +275,18 @@ def test_missing_epoch_names_existing_ones(synth_dir):
         script.run_decode(script.get_parser(), args, "synth", script.get_params())
 
 
-@pytest.mark.slow
+@pytest.fixture(scope="module")
+def known_dir(tmp_path_factory):
+    torch.set_num_threads(1)
+    return make_recipe_dir(tmp_path_factory.mktemp("known"), "synth", ["dev"], known_answer=True)
+
+
+def recognitions(path: Path) -> dict:
+    """cut id -> hypothesis words, from a recogs-*.txt file."""
+    found = re.findall(r"^(\S+):\thyp=(.*)$", path.read_text(), re.M)
+    return {cut_id: " ".join(ast.literal_eval(hyp)) for cut_id, hyp in found}
+
+
 @pytest.mark.parametrize(
     "method",
     [
@@ -229,14 +299,22 @@ def test_missing_epoch_names_existing_ones(synth_dir):
         "ctc_prefix_beam_search",
     ],
 )
-def test_every_method_decodes(synth_dir, method):
+def test_every_method_scores_the_known_wer(known_dir, method):
+    """decode.py with each method on the constructed model: every cut gets the constructed
+    answer and the WER is the one counted by hand (17.95 % transducer, 94.87 % CTC)."""
     script = load_recipe_script("synth")
     summary = script.run_decode(
         script.get_parser(),
-        common_args(synth_dir, "--decoding-method", method, "--test-sets", "dev",
+        common_args(known_dir, "--decoding-method", method, "--test-sets", "dev",
                     "--num-paths", "20", "--max-sym-per-frame", "2"),
         "synth",
         script.get_params(),
     )  # fmt: skip
     wer, stats = summary["dev"]
-    assert wer >= 0 and stats.num_cuts == NUM_CUTS
+    ctc = method.startswith("ctc")
+    assert stats.num_cuts == NUM_CUTS
+    assert wer == pytest.approx(known_wer(ctc), abs=0.01)
+    (recogs,) = (known_dir["exp_dir"] / method).glob("recogs-dev-*.txt")
+    hyps = recognitions(recogs)
+    assert len(hyps) == NUM_CUTS
+    assert set(hyps.values()) == {KNOWN_CTC_HYP if ctc else KNOWN_HYP}
