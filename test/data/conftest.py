@@ -58,3 +58,9 @@ def tiny_corpus(tmp_path_factory) -> Path:
         noise, fbank_dir / "tiny_feats_noise", fbank_dir / "tiny_cuts_noise.jsonl.gz", num_jobs=1
     )
     return fbank_dir
+
+
+@pytest.fixture(scope="session")
+def corpus_maker():
+    """:func:`make_corpus` for tests that make their own small corpus."""
+    return make_corpus
