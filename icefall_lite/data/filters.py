@@ -87,12 +87,16 @@ class _IdNotIn:
         return cut.id not in self.ids
 
 
-def _data_paths(cut: Cut) -> List[str]:
+def _data_paths(cut: Cut) -> Optional[List[str]]:
+    """The files holding the cut's data ([] for data in memory, e.g. read from Shar shards or
+    NeMo tars); None when the cut has neither features nor a recording."""
     if cut.has_features:
+        if cut.features.storage_type.startswith("memory"):
+            return []
         return [cut.features.storage_path]
     if cut.has_recording:
         return [source.source for source in cut.recording.sources if source.type == "file"]
-    return []
+    return None
 
 
 def check_cut_for_training(
@@ -122,7 +126,7 @@ def check_cut_for_training(
     if not text:
         return "empty_text", ""
     paths = _data_paths(cut)
-    if not paths:
+    if paths is None:
         return "missing_data", "no features and no recording"
     for path in paths:
         if not exists(path):
