@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader
 
 from icefall_lite.data.cuts import load_cut_file, load_cuts
 from icefall_lite.data.features import make_fbank_extractor
+from icefall_lite.data.shar import load_shar_cuts, shar_split_dir
 from icefall_lite.utils import str2bool
 
 __all__ = ["AsrDataModule", "ExactResumeBucketingSampler", "worker_seed"]
@@ -203,6 +204,21 @@ class AsrDataModule:
             help="Folder with the cut manifests <prefix>_cuts_<split>.jsonl.gz.",
         )
         group.add_argument(
+            "--cuts-prefix",
+            type=str,
+            default=None,
+            help="Dataset name in the cut files <prefix>_cuts_<split>.jsonl.gz (default: the "
+            "recipe's, e.g. synth; nemo for prepare.sh's NeMo-manifest stage).",
+        )
+        group.add_argument(
+            "--shar-dir",
+            type=Path,
+            default=None,
+            help="Read every split from Lhotse Shar shards <shar-dir>/<prefix>_<split>/ "
+            "(prepare.sh's Shar stage) instead of --manifest-dir's cut manifests. The "
+            "sampler flags and mid-epoch resume work the same; the batches are the same.",
+        )
+        group.add_argument(
             "--max-duration",
             type=float,
             default=200.0,
@@ -304,7 +320,13 @@ class AsrDataModule:
 
     # ------------------------------------------------------------------ cut manifests
     def load_cuts(self, prefix: str, split: str) -> CutSet:
-        """Lazily open ``<manifest-dir>/<prefix>_cuts_<split>.jsonl.gz`` (see :func:`load_cuts`)."""
+        """Lazily open ``<manifest-dir>/<prefix>_cuts_<split>.jsonl.gz`` (see :func:`load_cuts`),
+        or with ``--shar-dir`` the Shar shards ``<shar-dir>/<prefix>_<split>/``."""
+        shar_dir = getattr(self.args, "shar_dir", None)
+        if shar_dir is not None:
+            folder = shar_split_dir(shar_dir, prefix, split)
+            logging.info(f"Reading {prefix} {split} from the Shar shards in {folder}")
+            return load_shar_cuts(folder)
         return load_cuts(self.args.manifest_dir, prefix, split)
 
     def noise_cuts(self) -> CutSet:

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from icefall_lite.data import cuts_filename
+from icefall_lite.data.shar import SHAR_INFO, shar_split_dir
 from icefall_lite.dist import add_dist_arguments, is_torchrun
 from icefall_lite.models import check_model_arguments
 from icefall_lite.rnnt import add_rnnt_backend_argument
@@ -220,7 +221,15 @@ def check_training_arguments(params: AttributeDict) -> None:
         resume = Path(params.exp_dir) / f"epoch-{params.start_epoch - 1}.pt"
         if not resume.is_file():
             raise FileNotFoundError(f"--start-epoch {params.start_epoch}: {resume} not found")
-    if "cuts_prefix" in params:
+    if "cuts_prefix" in params and params.get("shar_dir") is not None:
+        for split in list(params.train_splits) + list(params.valid_splits):
+            folder = shar_split_dir(params.shar_dir, params.cuts_prefix, split)
+            if not (folder / SHAR_INFO).is_file():
+                raise FileNotFoundError(
+                    f"--shar-dir {params.shar_dir}: {folder.name}/{SHAR_INFO} not found (made by "
+                    f"prepare.sh's Shar stage, written last)"
+                )
+    elif "cuts_prefix" in params:
         for split in list(params.train_splits) + list(params.valid_splits):
             filename = cuts_filename(params.manifest_dir, params.cuts_prefix, split)
             if not filename.is_file():

@@ -63,7 +63,7 @@ def main() -> None:
     params.omp_wait_policy = OMP_WAIT_POLICY_CHOICE
     train(
         params,
-        cuts_prefix=RECIPE.DATASET,
+        cuts_prefix=params.get("cuts_prefix") or RECIPE.DATASET,
         train_splits=RECIPE.train_splits(params),
         valid_splits=list(RECIPE.VALID_SPLITS),
     )
