@@ -5,6 +5,8 @@
 #   ./prepare.sh                                   # all stages, default size (a few hours of audio)
 #   ./prepare.sh --stage 3 --stop-stage 5          # only some stages
 #   ./prepare.sh --num-train 200 --num-dev 20 --num-test-synth 20 --num-test-human 20   # tiny
+#   ./prepare.sh --stage 8 --nemo-manifest /data/train.json --nemo-manifest-dev /data/dev.json  # your data
+#   ./prepare.sh --stage 9 --shar true            # Shar shards of the synth fbank cuts
 #
 # Stages (each leaves data/.stage<N>.done; delete it, or the outputs, to redo a stage):
 #   0  check the tools (espeak-ng, flite, festival, sox, Asterisk sounds, fortunes, python av)
@@ -16,6 +18,11 @@
 #   5  fbank: 80-dim fbank for all splits (+ speed perturbation on train) and the noise cuts
 #   6  lang: sentencepiece BPE, data/lang_bpe_<vocab_size>/{bpe.model,tokens.txt}
 #   7  summary: hours and utterances per split
+#   8  your own NeMo/Myrtle JSON manifests (only with --nemo-manifest TRAIN.json --nemo-manifest-dev
+#      DEV.json): data/fbank/nemo_cuts_{train,dev}.jsonl.gz and data/lang_bpe_<N>_nemo; bad lines
+#      are logged with their line number and skipped (--nemo-strict true: an error)
+#   9  Lhotse Shar shards (only with --shar true): data/shar/<prefix>_{train,dev}/ from the fbank
+#      cuts (prefix nemo with --nemo-manifest, else synth), written atomically; train.py --shar-dir data/shar
 #
 # Outputs: data/manifests/synth_{recordings,supervisions}_<split>.jsonl.gz,
 #   data/fbank/synth_cuts_<split>.jsonl.gz (splits: train dev test-synth test-human noise),
@@ -36,10 +43,20 @@ kokoro_copies=3     # training utterances per Kokoro sentence (one clean, others
 num_train_piper=2000 # extra training utterances said by Piper's en_US-joe-medium (~0.1 s each)
 vocab_size=128      # BPE size: small units learn fastest on a short CPU run (RESULTS.md)
 perturb_speed=false # add 0.9/1.1 speed-perturbed copies of train (3x fbank time)
+nemo_manifest=""    # stage 8: your own NeMo manifest (train); relative paths: its folder
+nemo_manifest_dev="" # stage 8: its dev manifest
+nemo_strict=false   # stage 8: a bad manifest line is an error, not a logged skip
+shar=false          # stage 9: write Lhotse Shar shards of the fbank cuts
+shar_shard_size=1000 # stage 9: cuts per shard
 
 . shared/parse_options.sh || exit 1
 
 . shared/stages.sh || exit 1
+
+if [ -n "$nemo_manifest" ] && [ -z "$nemo_manifest_dev" ]; then
+  echo "prepare.sh: --nemo-manifest needs --nemo-manifest-dev (the validation set)" >&2
+  exit 1
+fi
 
 python=${PYTHON:-python3}
 mkdir -p data/local data/manifests data/fbank download
@@ -114,4 +131,22 @@ if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
   log "Stage 7: summary"
   $python local/summary.py --manifest-dir data/manifests --fbank-dir data/fbank
   log "prepare.sh took $((SECONDS - total_start)) s"
+fi
+
+if [ -n "$nemo_manifest" ]; then
+  nemo_stage() {
+    $python local/prepare_nemo.py --train "$nemo_manifest" --dev "$nemo_manifest_dev" \
+      --strict $nemo_strict --prefix nemo --nj $nj \
+      --manifest-dir data/manifests --fbank-dir data/fbank
+    $python local/train_bpe_model.py --cuts data/fbank/nemo_cuts_train.jsonl.gz \
+      --lang-dir data/lang_bpe_${vocab_size}_nemo --vocab-size $vocab_size
+  }
+  run_stage 8 "NeMo manifests $nemo_manifest, $nemo_manifest_dev" nemo_stage
+fi
+
+if [ "$shar" = true ]; then
+  shar_prefix=synth
+  [ -n "$nemo_manifest" ] && shar_prefix=nemo
+  run_stage 9 "Shar shards ($shar_prefix)" $python local/export_shar.py --prefix $shar_prefix \
+    --splits train dev --fbank-dir data/fbank --shar-dir data/shar --shard-size $shar_shard_size
 fi
