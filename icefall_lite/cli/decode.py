@@ -22,6 +22,7 @@ from icefall_lite.cli.checkpoints import (
 )
 from icefall_lite.cli.evaluate import decode_test_sets, decoding_suffix, result_key
 from icefall_lite.data import AsrDataModule, load_bpe_model
+from icefall_lite.data.nemo import nemo_to_cuts
 from icefall_lite.models import add_model_arguments, build_model
 from icefall_lite.models.interface import has_ctc_head, has_transducer
 from icefall_lite.search.decoding import CTC_METHODS, DECODING_METHODS, TRANSDUCER_METHODS
@@ -148,6 +149,16 @@ def get_decode_parser(test_sets: Sequence[str], description: str) -> argparse.Ar
         help="Comma-separated test sets (cut file splits) to decode.",
     )
     parser.add_argument(
+        "--nemo-manifest",
+        type=Path,
+        action="append",
+        default=[],
+        help="A NeMo (or Myrtle) JSON manifest to decode as one more test set named after the "
+        "file (repeatable; audio, so fbank is computed on the fly; bad lines are logged and "
+        "skipped). Writes <exp-dir>/<method>/nemo-<name>-<suffix>.json with pred_text beside "
+        "recogs/errs/wer-summary. Use --test-sets \"\" to decode only the manifests.",
+    )
+    parser.add_argument(
         "--num-threads",
         type=int,
         default=0,
@@ -201,6 +212,7 @@ def run_decode(
       test set -> (WER % or None, DecodeStats).
     """
     args, params, files = parse_decode_params(parser, argv, defaults)
+    dataset_prefix = params.get("cuts_prefix") or dataset_prefix
     params.res_dir = params.exp_dir / params.decoding_method
     params.suffix = decoding_suffix(params)
     setup_logger(f"{params.res_dir}/log-decode-{params.suffix}")
@@ -223,7 +235,19 @@ def run_decode(
     test_sets = {}
     for name in [s for s in params.test_sets.split(",") if s]:
         test_sets[name] = data_module.test_dataloaders(data_module.load_cuts(dataset_prefix, name))
+    nemo_inputs = {}
+    if params.nemo_manifest:
+        # Audio, not stored features: fbank on the fly, as the fbank stage computes it.
+        audio_module = AsrDataModule(argparse.Namespace(**{**vars(args), "on_the_fly_feats": True}))
+        for manifest in params.nemo_manifest:
+            name = Path(manifest).stem
+            if name in test_sets:
+                raise ValueError(f"--nemo-manifest {manifest}: test set {name} given twice")
+            nemo_inputs[name] = nemo_to_cuts(manifest).to_eager()
+            test_sets[name] = audio_module.test_dataloaders(nemo_inputs[name])
 
-    summary = decode_test_sets(params, model, lambda ids: sp.decode(ids).split(), test_sets)
+    summary = decode_test_sets(
+        params, model, lambda ids: sp.decode(ids).split(), test_sets, nemo_inputs=nemo_inputs
+    )
     logging.info("Done!")
     return summary

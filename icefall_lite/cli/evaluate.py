@@ -21,6 +21,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 import torch
 from torch import nn
 
+from icefall_lite.data.nemo import nemo_line, write_nemo_manifest
 from icefall_lite.scoring import store_transcripts, write_error_stats, write_wer_summary
 from icefall_lite.search.decoding import search
 from icefall_lite.search.hypothesis import DecodingResult
@@ -206,17 +207,37 @@ def save_results(
     return wer
 
 
+def save_nemo_predictions(
+    params: Mapping[str, Any],
+    test_set_name: str,
+    cuts: Iterable[Any],
+    results: Sequence[ResultTriple],
+) -> Path:
+    """Write ``<res-dir>/nemo-<test-set>-<suffix>.json``: the input manifest's lines (audio
+    paths absolute) in input order, each with ``pred_text``, as NeMo's transcription scripts
+    write them."""
+    hyps = {cut_id: " ".join(hyp) for cut_id, _, hyp in results}
+    path = Path(params["res_dir"]) / f"nemo-{test_set_name}-{params['suffix']}.json"
+    lines = ({**nemo_line(cut), "pred_text": hyps[cut.id]} for cut in cuts if cut.id in hyps)
+    write_nemo_manifest(lines, path)
+    logging.info(f"The NeMo manifest with pred_text is in {path}")
+    return path
+
+
 def decode_test_sets(
     params: Mapping[str, Any],
     model: nn.Module,
     tokens_to_words: Callable[[List[int]], List[str]],
     test_sets: Mapping[str, Iterable[Mapping[str, Any]]],
     total_cuts: Optional[Mapping[str, int]] = None,
+    nemo_inputs: Optional[Mapping[str, Iterable[Any]]] = None,
 ) -> Dict[str, Tuple[Optional[float], DecodeStats]]:
     """Decode and save each test set, then log a table of WER and decode RTF per set.
 
     Args:
       test_sets: name -> dataloader, decoded in order.
+      nemo_inputs: name -> the cuts of a test set read from a NeMo manifest; its results are
+        also written as a NeMo manifest with ``pred_text`` (:func:`save_nemo_predictions`).
     Returns:
       name -> (WER % or None, stats).
     """
@@ -236,6 +257,8 @@ def decode_test_sets(
                 f"leave it out of --test-sets"
             )
         wer = save_results(params, name, results)
+        if nemo_inputs and name in nemo_inputs:
+            save_nemo_predictions(params, name, nemo_inputs[name], results)
         summary[name] = (wer, stats)
     lines = [f"{'test set':<16}{'WER %':>8}{'cuts':>8}{'audio s':>10}{'decode s':>10}{'RTF':>9}"]
     for name, (wer, stats) in summary.items():
