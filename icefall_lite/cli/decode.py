@@ -156,7 +156,7 @@ def get_decode_parser(test_sets: Sequence[str], description: str) -> argparse.Ar
         help="A NeMo (or Myrtle) JSON manifest to decode as one more test set named after the "
         "file (repeatable; audio, so fbank is computed on the fly; bad lines are logged and "
         "skipped). Writes <exp-dir>/<method>/nemo-<name>-<suffix>.json with pred_text beside "
-        "recogs/errs/wer-summary. Use --test-sets \"\" to decode only the manifests.",
+        'recogs/errs/wer-summary. Use --test-sets "" to decode only the manifests.',
     )
     parser.add_argument(
         "--num-threads",

@@ -108,8 +108,14 @@ class NeMoTarredIterator:
                 if isinstance(shard, bool) or not isinstance(shard, int):
                     shard = -1
                 if not 0 <= shard < len(self.tars):
-                    _drop(report, entry, "bad shard_id", f"{entry.extra.get('shard_id')!r} "
-                          f"(there are {len(self.tars)} tar shards)", self.strict)
+                    _drop(
+                        report,
+                        entry,
+                        "bad shard_id",
+                        f"{entry.extra.get('shard_id')!r} "
+                        f"(there are {len(self.tars)} tar shards)",
+                        self.strict,
+                    )
                     continue
                 shards[shard][entry.audio_path].append((report, entry))
         return shards

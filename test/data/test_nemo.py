@@ -30,8 +30,9 @@ def _wav(path: Path, seconds: float, seed: int = 0) -> np.ndarray:
 
 
 def _write_lines(path: Path, lines) -> Path:
-    path.write_text("".join((line if isinstance(line, str) else json.dumps(line)) + "\n"
-                            for line in lines))
+    path.write_text(
+        "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
+    )
     return path
 
 
@@ -44,8 +45,14 @@ def data(tmp_path):
     lines = [
         {"audio_filepath": "audio/a.wav", "duration": 1.0, "text": "hello world"},
         {"audio_filepath": "audio/sub/b.wav", "duration": 1.5, "text": "b", "speaker": "s1"},
-        {"audio_filepath": "audio/long.wav", "offset": 0.5, "duration": 1.0, "text": "one",
-         "lang": "en", "snr": 12.5},
+        {
+            "audio_filepath": "audio/long.wav",
+            "offset": 0.5,
+            "duration": 1.0,
+            "text": "one",
+            "lang": "en",
+            "snr": 12.5,
+        },
         {"audio_filepath": "audio/long.wav", "offset": 2.0, "duration": 1.0, "text": "two"},
     ]
     manifest = _write_lines(tmp_path / "train.json", lines)
@@ -100,9 +107,7 @@ def test_round_trip_cuts_nemo_cuts(data, tmp_path):
     other = tmp_path / "elsewhere" / "m.json"
     cuts_to_nemo(cuts, other)
     assert all(Path(line["audio_filepath"]).is_absolute() for line in _read_lines(other))
-    assert [c.to_dict() for c in nemo_to_cuts(other, data_dir=root)] == [
-        c.to_dict() for c in cuts
-    ]
+    assert [c.to_dict() for c in nemo_to_cuts(other, data_dir=root)] == [c.to_dict() for c in cuts]
 
 
 def test_cuts_from_other_recipes_convert(tmp_path, corpus_maker):
@@ -119,10 +124,18 @@ BAD_LINES = {
     "missing file": {"audio_filepath": "audio/nope.wav", "duration": 1.0, "text": "x"},
     "bad duration": {"audio_filepath": "audio/a.wav", "duration": 0, "text": "x"},
     "negative duration": {"audio_filepath": "audio/a.wav", "duration": -1.0, "text": "x"},
-    "offset past end": {"audio_filepath": "audio/a.wav", "offset": 1.2, "duration": 0.5,
-                        "text": "x"},
-    "segment past end": {"audio_filepath": "audio/a.wav", "offset": 0.5, "duration": 1.0,
-                         "text": "x"},
+    "offset past end": {
+        "audio_filepath": "audio/a.wav",
+        "offset": 1.2,
+        "duration": 0.5,
+        "text": "x",
+    },
+    "segment past end": {
+        "audio_filepath": "audio/a.wav",
+        "offset": 0.5,
+        "duration": 1.0,
+        "text": "x",
+    },
     "empty text": {"audio_filepath": "audio/a.wav", "duration": 1.0, "text": "  "},
     "invalid JSON": '{"audio_filepath": "audio/a.wav", "duration": 1.0, "text": ',
     "no audio_filepath": {"duration": 1.0, "text": "x"},
@@ -155,8 +168,11 @@ def test_myrtle_json_array(tmp_path):
     _wav(tmp_path / "wav" / "a.wav", 1.0)
     _wav(tmp_path / "wav" / "b.wav", 0.5)
     entries = [
-        {"transcript": "first one", "files": [{"fname": "wav/a.wav", "duration": 1.0}],
-         "original_duration": 1.0},
+        {
+            "transcript": "first one",
+            "files": [{"fname": "wav/a.wav", "duration": 1.0}],
+            "original_duration": 1.0,
+        },
         {"transcript": "second", "files": [{"fname": "wav/b.wav"}], "original_duration": 0.5},
         {"transcript": "", "files": [{"fname": "wav/b.wav"}], "original_duration": 0.5},
     ]

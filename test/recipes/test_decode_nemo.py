@@ -25,9 +25,11 @@ def known_dir(tmp_path_factory):
 def test_decode_a_nemo_manifest(known_dir, tmp_path):
     audio_dir = known_dir["exp_dir"].parents[1] / "audio"
     lines = [
-        {"audio_filepath": str(audio_dir / f"utt{i}.wav"),
-         "duration": int(16000 * (0.5 + 0.1 * i)) / 16000,
-         "text": KNOWN_CUTS[i][0]}
+        {
+            "audio_filepath": str(audio_dir / f"utt{i}.wav"),
+            "duration": int(16000 * (0.5 + 0.1 * i)) / 16000,
+            "text": KNOWN_CUTS[i][0],
+        }
         for i in range(NUM_CUTS)
     ]
     bad = {"audio_filepath": str(audio_dir / "missing.wav"), "duration": 1.0, "text": "NO"}
@@ -47,7 +49,7 @@ def test_decode_a_nemo_manifest(known_dir, tmp_path):
     res_dir = known_dir["exp_dir"] / "greedy_search"
     (output,) = res_dir.glob("nemo-mine-*.json")
     (recogs,) = res_dir.glob("recogs-mine-*.txt")
-    assert output.name[len("nemo-"):-len(".json")] == recogs.name[len("recogs-"):-len(".txt")]
+    assert output.name[len("nemo-") : -len(".json")] == recogs.name[len("recogs-") : -len(".txt")]
     written = [json.loads(line) for line in output.read_text().splitlines()]
     # The input's usable lines, in input order, each with the model's answer.
     assert [{k: v for k, v in w.items() if k != "pred_text"} for w in written] == lines

@@ -23,8 +23,9 @@ def _manifest(root: Path, name: str, num: int, seed: int) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(str(path), 0.1 * rng.standard_normal(int(seconds * 16000)), 16000)
         text = " ".join(rng.choice(WORDS, size=3))
-        lines.append({"audio_filepath": f"wav/{name}/{index:03d}.wav", "duration": seconds,
-                      "text": text})
+        lines.append(
+            {"audio_filepath": f"wav/{name}/{index:03d}.wav", "duration": seconds, "text": text}
+        )
     lines.append({"audio_filepath": "wav/none.wav", "duration": 1.0, "text": "gone"})
     lines.append({"audio_filepath": f"wav/{name}/000.wav", "duration": 1.0, "text": ""})
     manifest = root / f"{name}.json"
@@ -37,8 +38,22 @@ def test_prepare_nemo_manifest_and_shar_stages(tmp_path):
     train, dev = _manifest(user, "train", 12, seed=1), _manifest(user, "dev", 3, seed=2)
     work = tmp_path / "recipe"
     work.mkdir()
-    args = ["--stage", "8", "--nemo-manifest", str(train), "--nemo-manifest-dev", str(dev),
-            "--vocab-size", "30", "--nj", "1", "--shar", "true", "--shar-shard-size", "5"]
+    args = [
+        "--stage",
+        "8",
+        "--nemo-manifest",
+        str(train),
+        "--nemo-manifest-dev",
+        str(dev),
+        "--vocab-size",
+        "30",
+        "--nj",
+        "1",
+        "--shar",
+        "true",
+        "--shar-shard-size",
+        "5",
+    ]
     result = run_prepare(work, *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     log = result.stdout + result.stderr
@@ -63,6 +78,17 @@ def test_prepare_nemo_manifest_and_shar_stages(tmp_path):
     # --nemo-strict true: the first bad line is an error naming it.
     strict = tmp_path / "strict"
     strict.mkdir()
-    result = run_prepare(strict, "--stage", "8", "--stop-stage", "8", "--nemo-manifest",
-                         str(train), "--nemo-manifest-dev", str(dev), "--nemo-strict", "true")
+    result = run_prepare(
+        strict,
+        "--stage",
+        "8",
+        "--stop-stage",
+        "8",
+        "--nemo-manifest",
+        str(train),
+        "--nemo-manifest-dev",
+        str(dev),
+        "--nemo-strict",
+        "true",
+    )
     assert result.returncode != 0 and f"{train}:13: missing file:" in result.stderr

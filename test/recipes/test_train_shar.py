@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train_synth import _assert_same_training_state, _env, _load, _run, _train_cmd
 from test_train_synth import corpus  # noqa: F401 (the fixture)
+from test_train_synth import _assert_same_training_state, _env, _load, _run, _train_cmd
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXPORT_SHAR = REPO_ROOT / "egs" / "synth" / "ASR" / "local" / "export_shar.py"
@@ -20,15 +20,36 @@ EXPORT_SHAR = REPO_ROOT / "egs" / "synth" / "ASR" / "local" / "export_shar.py"
 def shar_dir(corpus):  # noqa: F811
     out = corpus / "data" / "shar"
     result = subprocess.run(
-        [sys.executable, str(EXPORT_SHAR), "--prefix", "synth", "--splits", "train", "dev",
-         "--fbank-dir", str(corpus / "data" / "fbank"), "--shar-dir", str(out),
-         "--shard-size", "10"],
-        cwd=corpus, env=_env(), capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(EXPORT_SHAR),
+            "--prefix",
+            "synth",
+            "--splits",
+            "train",
+            "dev",
+            "--fbank-dir",
+            str(corpus / "data" / "fbank"),
+            "--shar-dir",
+            str(out),
+            "--shard-size",
+            "10",
+        ],
+        cwd=corpus,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert sorted(p.name for p in (out / "synth_train").iterdir()) == [
-        "cuts.000000.jsonl.gz", "cuts.000001.jsonl.gz", "cuts.000002.jsonl.gz",
-        "features.000000.tar", "features.000001.tar", "features.000002.tar", "shar.json",
+        "cuts.000000.jsonl.gz",
+        "cuts.000001.jsonl.gz",
+        "cuts.000002.jsonl.gz",
+        "features.000000.tar",
+        "features.000001.tar",
+        "features.000002.tar",
+        "shar.json",
     ]
     return out
 
@@ -48,7 +69,9 @@ def test_training_from_shar_gives_the_same_loss_curve(corpus, shar_dir, tmp_path
     result = _run(
         _train_cmd(corpus, from_shar, "--num-epochs", "1", "--shar-dir", str(shar_dir)), corpus
     )
-    assert f"Reading synth train from the Shar shards in {shar_dir / 'synth_train'}" in result.stderr
+    assert (
+        f"Reading synth train from the Shar shards in {shar_dir / 'synth_train'}" in result.stderr
+    )
     curve = _loss_curve(from_cuts)
     assert len(curve) >= 2 and all(frames > 0 for _, _, frames in curve)
     assert _loss_curve(from_shar) == curve
@@ -60,11 +83,17 @@ def test_training_from_shar_gives_the_same_loss_curve(corpus, shar_dir, tmp_path
 def test_missing_shar_split_is_a_one_line_error(corpus, tmp_path):  # noqa: F811
     result = subprocess.run(
         _train_cmd(corpus, tmp_path / "exp", "--shar-dir", str(tmp_path / "nowhere")),
-        cwd=corpus, env=_env(), capture_output=True, text=True, timeout=300,
+        cwd=corpus,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1].startswith(
-        f"error: --shar-dir {tmp_path / 'nowhere'}: synth_train/shar.json not found"
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: --shar-dir {tmp_path / 'nowhere'}: synth_train/shar.json not found")
     )
 
 
