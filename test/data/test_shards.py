@@ -2,7 +2,12 @@
 
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,3 +146,46 @@ def test_truncated_nemo_tar_does_not_stop_the_epoch(tmp_path, caplog, corpus_mak
     assert f"{tar_path}: unreadable after 1 members" in caplog.text
     for number in (2, 3, 4):
         assert f"{manifest}:{number}: missing file:" in caplog.text
+
+
+_SLOW_WRITER = """
+import sys, time
+from lhotse import CutSet
+from icefall_lite.data.shar import write_shar
+
+def cuts():
+    for index, cut in enumerate(CutSet.from_file(sys.argv[1])):
+        if index == 3:
+            print("stalled", flush=True)
+            time.sleep(600)
+        yield cut
+
+class Lazy:
+    def __iter__(self):
+        return cuts()
+
+write_shar(CutSet(Lazy()), sys.argv[2], shard_size=2)
+"""
+
+
+def test_sigkilled_shar_writer_leaves_no_complete_shards(fbank_cuts, tmp_path):
+    manifest = tmp_path / "cuts.jsonl.gz"
+    fbank_cuts.to_file(manifest)
+    out = tmp_path / "synth_train"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_WRITER, str(manifest), str(out)],
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    assert writer.stdout.readline().strip() == "stalled"  # shard 0 written, shard 1 begun
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    (partial,) = tmp_path.glob("synth_train.partial-*")
+    assert (partial / "cuts.000000.jsonl.gz").is_file()
+    assert not out.exists()
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_shar_cuts(out)
+    write_shar(fbank_cuts, out, shard_size=2)
+    assert not partial.exists() and len(list(load_shar_cuts(out))) == 5
