@@ -47,9 +47,6 @@ def get_parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--exp-dir", type=Path, required=True, help="Training output folder.")
-    parser.add_argument(
-        "--cuts-prefix", default="synth", help="Cut files are <manifest-dir>/<prefix>_cuts_*."
-    )
     parser.add_argument("--test-sets", default="dev,test-human", help="Comma-separated splits.")
     parser.add_argument(
         "--max-utts", type=int, default=100, help="First N cuts (by id) of each set; 0: all."
@@ -62,7 +59,8 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bpe-model", default=None, help="Default: the one the model used.")
     parser.add_argument("--num-threads", type=int, default=1, help="torch CPU threads.")
     parser.add_argument("--out", type=Path, default=None, help="TSV to write.")
-    AsrDataModule.add_arguments(parser)
+    AsrDataModule.add_arguments(parser)  # its --cuts-prefix names the cut files
+    parser.set_defaults(cuts_prefix="synth")
     return parser
 
 

@@ -221,16 +221,18 @@ def check_training_arguments(params: AttributeDict) -> None:
         resume = Path(params.exp_dir) / f"epoch-{params.start_epoch - 1}.pt"
         if not resume.is_file():
             raise FileNotFoundError(f"--start-epoch {params.start_epoch}: {resume} not found")
-    if "cuts_prefix" in params and params.get("shar_dir") is not None:
-        for split in list(params.train_splits) + list(params.valid_splits):
+    # The splits are named by train() (a test may check the flags alone).
+    splits = list(params.get("train_splits", [])) + list(params.get("valid_splits", []))
+    if params.get("cuts_prefix") and params.get("shar_dir") is not None:
+        for split in splits:
             folder = shar_split_dir(params.shar_dir, params.cuts_prefix, split)
             if not (folder / SHAR_INFO).is_file():
                 raise FileNotFoundError(
                     f"--shar-dir {params.shar_dir}: {folder.name}/{SHAR_INFO} not found (made by "
                     f"prepare.sh's Shar stage, written last)"
                 )
-    elif "cuts_prefix" in params:
-        for split in list(params.train_splits) + list(params.valid_splits):
+    elif params.get("cuts_prefix"):
+        for split in splits:
             filename = cuts_filename(params.manifest_dir, params.cuts_prefix, split)
             if not filename.is_file():
                 raise FileNotFoundError(
