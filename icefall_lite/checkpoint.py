@@ -602,10 +602,15 @@ def resolve_epoch_checkpoints(
     if use_averaged_model and epoch - avg < 1:
         # The window starts at the end of epoch (epoch - avg); epoch-0.pt never exists.
         hint = f"use --avg {epoch - 1} or less, or " if epoch > 1 else "use "
+        plain = (
+            f"epoch-{epoch}.pt's own weights"
+            if avg == 1
+            else f"the mean of epoch-{epoch - avg + 1}.pt .. epoch-{epoch}.pt"
+        )
         raise CheckpointError(
             f"--epoch {epoch} --avg {avg} --use-averaged-model true would average from the end "
             f"of epoch {epoch - avg} (epoch-{epoch - avg}.pt), which cannot exist: {hint}"
-            f"--use-averaged-model 0 to take epoch-{epoch}.pt's own weights"
+            f"--use-averaged-model 0 ({plain})"
         )
     if use_averaged_model:
         wanted = [epoch - avg, epoch]

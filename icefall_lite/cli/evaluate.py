@@ -121,8 +121,9 @@ def encode_batch(
 
 
 def load_test_cuts(data_module: Any, prefix: str, split: str) -> CutSet:
-    """A test set's cuts, read eagerly and checked, so a bad entry is a one-line UsageError
-    naming the file and the cut instead of an error deep inside the sampler or the search.
+    """A test set's cuts (lazily read), checked first in one pass, so a bad entry is a one-line
+    UsageError naming the file and the cut instead of an error deep inside the sampler or the
+    search.
 
     Checked: the file is a cut manifest (JSON lines); every cut has a supervision (its
     transcript); every cut has features, or, when the audio is read (``--on-the-fly-feats 1``
@@ -174,7 +175,8 @@ def load_test_cuts(data_module: Any, prefix: str, split: str) -> CutSet:
                 f"{filename}: cut {cut.id}: feature file {cut.features.storage_path} does not "
                 "exist; run prepare.sh's fbank stage again or decode with --on-the-fly-feats 1"
             )
-    return cuts
+    # The checked file, opened lazily again (what lhotse's bucketing sampler expects).
+    return data_module.load_cuts(prefix, split)
 
 
 @dataclass

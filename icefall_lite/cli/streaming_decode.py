@@ -108,7 +108,7 @@ def run_streaming_decode(
 
     summary: Dict[str, Tuple[float, StreamingStats]] = {}
     for name in [s for s in params.test_sets.split(",") if s]:
-        cuts = load_test_cuts(data_module, dataset_prefix, name)
+        cuts = load_test_cuts(data_module, dataset_prefix, name).to_eager()
         decoded, stats = streaming_decode(
             encoder,
             search,
