@@ -74,7 +74,10 @@ def _beam_search_one(
                         log_prob=y_star.log_prob + value,
                         timestamps=y_star.timestamps + [t],
                     )
-                    start_len.setdefault(new_hyp.key, origin_len)
+                    # A hypothesis reached both at the frame's start and by an emission on
+                    # it is merged into one: it keeps the smaller allowance, so that no path
+                    # through the merged mass emits more than max_sym_per_frame on a frame.
+                    start_len[new_hyp.key] = min(start_len.get(new_hyp.key, origin_len), origin_len)
                     A.add(new_hyp)
             if len(A) == 0:
                 break

@@ -204,18 +204,15 @@ def test_beam_search_with_beam_one_equals_greedy_on_decisive_models(seed):
         assert (b.tokens, b.timestamps) == (g.tokens, g.timestamps)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="beam_search: a hypothesis reached on a frame both from the frame's start and by an "
-    "emission on it is merged and keeps the frame-start allowance, so that emission's mass may "
-    "emit max_sym_per_frame more (11 of 200 random cases here emit two tokens on one frame)",
-)
 def test_beam_search_emits_at_most_max_sym_per_frame_tokens_on_a_frame():
-    torch.manual_seed(8)
-    model = RandomTransducer(vocab_size=3, sharpness=1.0).eval()
-    enc = torch.randn(1, 5, 6)
-    (result,) = beam_search(model, enc, torch.tensor([5]), beam=8, max_sym_per_frame=1)
-    assert len(set(result.timestamps)) == len(result.timestamps), result
+    # Seed 8 is a case where a hypothesis is reached on a frame both from the frame's start and
+    # by an emission on it (merged: it must keep the smaller allowance); the others add cover.
+    for seed in [8] + list(range(30)):
+        torch.manual_seed(seed)
+        model = RandomTransducer(vocab_size=3, sharpness=1.0).eval()
+        enc = torch.randn(1, 5, 6)
+        (result,) = beam_search(model, enc, torch.tensor([5]), beam=8, max_sym_per_frame=1)
+        assert len(set(result.timestamps)) == len(result.timestamps), (seed, result)
 
 
 def test_bad_shapes_raise_clear_errors():
