@@ -20,6 +20,7 @@ import glob
 import logging
 import random
 import re
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -248,8 +249,8 @@ def read_checkpoint(filename: Pathlike, map_location: Union[str, torch.device] =
         checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types here (OSError, KeyError, UnpicklingError)
         message = str(e)
-        if "Weights only load failed" in message:
-            found = re.search(r"GLOBAL ([\w.]+)", message)
+        found = re.search(r"GLOBAL ([\w.]+)", message)
+        if "Weights only load failed" in message and (found or zipfile.is_zipfile(filename)):
             what = f"'{found.group(1)}'" if found else "an object of a class"
             raise CheckpointError(
                 f"{filename}: refusing to load: it contains {what}, which safe loading "

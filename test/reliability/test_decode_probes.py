@@ -212,3 +212,12 @@ def test_streaming_truncated_checkpoint(recipe_dir, causal_exp, tmp_path, capsys
         script="streaming_decode",
     )
     assert_one_line_error(outcome, "streaming_decode.py", "epoch-2.pt")
+
+
+def test_random_bytes_as_checkpoint_is_unreadable_not_unsafe(recipe_dir, tmp_path, capsys):
+    """Not a zip archive and no pickled class named: 'cannot read', not 'refusing to load'."""
+    exp = tmp_path / "exp"
+    exp.mkdir()
+    (exp / "epoch-2.pt").write_bytes(bytes(range(256)) * 4)
+    outcome = _decode(recipe_dir, capsys, "--exp-dir", str(exp), "--use-averaged-model", "0")
+    assert_one_line_error(outcome, "decode.py", "epoch-2.pt", "cannot read checkpoint")
