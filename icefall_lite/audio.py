@@ -6,6 +6,7 @@ command line, which may be at any sample rate and have any number of channels:
 
 * another sample rate is resampled to the model's (16 kHz), with a logged note;
 * more than one channel: the first channel is used, with a logged note;
+* a WAV file shorter than its header says (an interrupted copy) is read with a warning;
 * a file that cannot be read raises :class:`AudioReadError` naming the file, so a caller
   transcribing many files can report it and go on with the others.
 """
@@ -22,6 +23,7 @@ __all__ = [
     "compute_fbank",
     "read_audio",
     "read_audio_files",
+    "wav_truncation",
 ]
 
 PathLike = Union[str, Path]
@@ -63,6 +65,34 @@ def _read_with_av(filename: str) -> Tuple[np.ndarray, int]:
     return samples.astype(np.float32), sample_rate
 
 
+def wav_truncation(filename: PathLike) -> Optional[Tuple[int, int]]:
+    """For a RIFF/WAVE file whose ``data`` chunk is shorter than its header says: (declared,
+    present) bytes of audio data; ``None`` for a complete WAV file or another format.
+
+    libsndfile reads such a file without complaint (the missing tail is simply absent), so a
+    file cut short by an interrupted copy would otherwise decode silently.
+    """
+    import struct
+
+    size = Path(filename).stat().st_size
+    with open(filename, "rb") as f:
+        header = f.read(12)
+        if len(header) < 12 or header[:4] != b"RIFF" or header[8:12] != b"WAVE":
+            return None
+        offset = 12
+        while offset + 8 <= size:
+            f.seek(offset)
+            chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
+            if chunk_id == b"data":
+                present = size - (offset + 8)
+                # 0 and 0xFFFFFFFF are placeholders written by streaming encoders.
+                if chunk_size not in (0, 0xFFFFFFFF) and present < chunk_size:
+                    return chunk_size, present
+                return None
+            offset += 8 + chunk_size + (chunk_size & 1)
+    return None
+
+
 def read_audio(filename: PathLike, sample_rate: int = 16000) -> torch.Tensor:
     """Read one audio file as a mono float waveform at ``sample_rate``.
 
@@ -86,6 +116,14 @@ def read_audio(filename: PathLike, sample_rate: int = 16000) -> torch.Tensor:
             raise AudioReadError(f"{filename}: cannot read it as audio ({sf_error})") from None
     if samples.shape[1] == 0:
         raise AudioReadError(f"{filename}: the file has no samples")
+    truncated = wav_truncation(filename)
+    if truncated is not None:
+        declared, present = truncated
+        logging.warning(
+            f"{filename}: truncated WAV file: its header declares {declared} bytes of audio but "
+            f"only {present} are there ({100.0 * present / declared:.0f} %); transcribing what "
+            "is there"
+        )
     if samples.shape[0] > 1:
         logging.warning(f"{filename}: has {samples.shape[0]} channels; using the first one")
     wave = torch.from_numpy(np.ascontiguousarray(samples[0]))

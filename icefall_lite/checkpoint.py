@@ -20,6 +20,7 @@ import glob
 import logging
 import random
 import re
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from icefall_lite.errors import UsageError
 from icefall_lite.utils import Pathlike, atomic_open, str2bool
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "load_checkpoint",
     "read_checkpoint",
     "remove_checkpoints",
+    "remove_stale_temporary_files",
     "resolve_epoch_checkpoints",
     "resolve_iter_checkpoints",
     "restore_rng_state",
@@ -62,8 +65,9 @@ _COMPONENT_KEYS = (
 )
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable, unsafe or lacks what the caller needs."""
+class CheckpointError(UsageError):
+    """A checkpoint file is missing, unreadable, unsafe or lacks what the caller needs (a
+    :class:`~icefall_lite.errors.UsageError`: the scripts print it as one line)."""
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -184,8 +188,16 @@ def save_checkpoint(
             raise ValueError(f"save_checkpoint({filename}): params key '{key}' is reserved")
         checkpoint[key] = _to_plain(value)
 
-    with atomic_open(filename, "wb") as f:
-        torch.save(checkpoint, f)
+    try:
+        with atomic_open(filename, "wb") as f:
+            torch.save(checkpoint, f)
+    except OSError as error:  # a full disk, a lost mount: name the checkpoint, not the temp file
+        raise OSError(
+            error.errno,
+            f"{error.strerror or error}; cannot write this checkpoint (an older file of that name "
+            "is left as it was)",
+            str(filename),
+        ) from error
     logging.info(f"Saved checkpoint to {filename}")
 
 
@@ -217,6 +229,12 @@ def save_checkpoint_with_global_batch_idx(
     return filename
 
 
+def _first_sentence(message: str) -> str:
+    """The first line of ``message`` up to its first sentence end (torch appends advice)."""
+    line = message.splitlines()[0] if message else ""
+    return line.split(". ")[0]
+
+
 def read_checkpoint(filename: Pathlike, map_location: Union[str, torch.device] = "cpu") -> dict:
     """Load a checkpoint dict without executing pickled code (``weights_only=True``).
 
@@ -231,8 +249,8 @@ def read_checkpoint(filename: Pathlike, map_location: Union[str, torch.device] =
         checkpoint = torch.load(filename, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises many types here (OSError, KeyError, UnpicklingError)
         message = str(e)
-        if "Weights only load failed" in message:
-            found = re.search(r"GLOBAL ([\w.]+)", message)
+        found = re.search(r"GLOBAL ([\w.]+)", message)
+        if "Weights only load failed" in message and (found or zipfile.is_zipfile(filename)):
             what = f"'{found.group(1)}'" if found else "an object of a class"
             raise CheckpointError(
                 f"{filename}: refusing to load: it contains {what}, which safe loading "
@@ -240,7 +258,7 @@ def read_checkpoint(filename: Pathlike, map_location: Union[str, torch.device] =
             ) from None
         raise CheckpointError(
             f"{filename}: cannot read checkpoint (truncated, or not written by torch.save): "
-            f"{type(e).__name__}: {message.splitlines()[0] if message else ''}"
+            f"{type(e).__name__}: {_first_sentence(message)}"
         ) from None
     if not isinstance(checkpoint, dict):
         raise CheckpointError(
@@ -346,6 +364,28 @@ def _unique_tensor_names(state_dict: Dict[str, Any]) -> Dict[str, List[str]]:
     return {names[0]: names for names in groups.values()}
 
 
+def _check_same_tensors(
+    reference: Dict[str, Any], reference_file: Pathlike, state: Dict[str, Any], filename: Pathlike
+) -> None:
+    """Checkpoints averaged together must hold the same tensor names and shapes (the same
+    architecture); otherwise a CheckpointError names both files and the first difference."""
+    if state.keys() != reference.keys():
+        differing = sorted(set(state.keys()) ^ set(reference.keys()))
+        raise CheckpointError(
+            f"{filename}: parameter names differ from {reference_file}: {differing[:5]}; "
+            "only checkpoints of one model can be averaged"
+        )
+    for name, tensor in reference.items():
+        other = state[name]
+        if isinstance(tensor, torch.Tensor) and tuple(other.shape) != tuple(tensor.shape):
+            raise CheckpointError(
+                f"{filename}: '{name}' has shape {tuple(other.shape)} but "
+                f"{tuple(tensor.shape)} in {reference_file}: these checkpoints are of models of "
+                "different sizes and cannot be averaged (check --epoch/--iter/--avg and "
+                "--exp-dir)"
+            )
+
+
 def average_checkpoints(
     filenames: Sequence[Pathlike], device: Union[str, torch.device] = "cpu"
 ) -> Dict[str, Any]:
@@ -369,11 +409,7 @@ def average_checkpoints(
 
     for filename in filenames[1:]:
         state = _model_state(read_checkpoint(filename, device), filename)
-        if state.keys() != first.keys():
-            differing = sorted(set(state.keys()) ^ set(first.keys()))
-            raise CheckpointError(
-                f"{filename}: parameter names differ from {filenames[0]}: {differing[:5]}"
-            )
+        _check_same_tensors(first, filenames[0], state, filename)
         for name in groups:
             sums[name] += state[name].to(sums[name].dtype)
 
@@ -480,6 +516,7 @@ def average_checkpoints_with_averaged_model(
         )
     window = n_end - n_start
     averaged = end["model_avg"]
+    _check_same_tensors(averaged, filename_end, start["model_avg"], filename_start)
     _blend_in_place(
         averaged, start["model_avg"], n_end / window, -n_start / window, integers_from_other=False
     )
@@ -512,6 +549,22 @@ def find_checkpoints(out_dir: Pathlike, iteration: int = 0) -> List[str]:
     else:
         selected = [n for n in numbered if n <= -iteration]
     return [numbered[n] for n in sorted(selected, reverse=True)]
+
+
+def remove_stale_temporary_files(out_dir: Pathlike) -> List[str]:
+    """Delete the ``.<name>.<random>.tmp`` files a killed save left in ``out_dir``.
+
+    :func:`save_checkpoint` writes through such a file and renames it at the end, so one left
+    behind is always partial. Call before anything in this job writes into ``out_dir`` (the
+    start of training, rank 0). Returns the removed files' names (each also logged).
+    """
+    removed = []
+    for path in sorted(Path(out_dir).glob(".*.tmp")):
+        if path.is_file():
+            path.unlink()
+            removed.append(str(path))
+            logging.warning(f"Removed {path}, a partial file left by an interrupted save")
+    return removed
 
 
 def remove_checkpoints(out_dir: Pathlike, topk: int, rank: int = 0) -> None:
@@ -547,6 +600,19 @@ def resolve_epoch_checkpoints(
     """
     if avg < 1:
         raise CheckpointError(f"--avg must be >= 1, got {avg}")
+    if use_averaged_model and epoch - avg < 1:
+        # The window starts at the end of epoch (epoch - avg); epoch-0.pt never exists.
+        hint = f"use --avg {epoch - 1} or less, or " if epoch > 1 else "use "
+        plain = (
+            f"epoch-{epoch}.pt's own weights"
+            if avg == 1
+            else f"the mean of epoch-{epoch - avg + 1}.pt .. epoch-{epoch}.pt"
+        )
+        raise CheckpointError(
+            f"--epoch {epoch} --avg {avg} --use-averaged-model true would average from the end "
+            f"of epoch {epoch - avg} (epoch-{epoch - avg}.pt), which cannot exist: {hint}"
+            f"--use-averaged-model 0 ({plain})"
+        )
     if use_averaged_model:
         wanted = [epoch - avg, epoch]
     else:

@@ -31,6 +31,7 @@ __all__ = [
     "atomic_open",
     "get_env_info",
     "make_pad_mask",
+    "publish_file",
     "setup_logger",
     "str2bool",
 ]
@@ -77,6 +78,16 @@ def str2bool(value: Union[str, bool]) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got '{value}'")
 
 
+def publish_file(tmp_name: Pathlike, filename: Pathlike) -> None:
+    """Rename a finished temporary file (from ``tempfile.mkstemp`` beside ``filename``) over
+    ``filename``, first giving it ordinary permissions (``0666`` less the umask, usually
+    ``0644``): mkstemp makes files readable by their owner only."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)
+    os.replace(tmp_name, filename)
+
+
 @contextlib.contextmanager
 def atomic_open(
     filename: Pathlike, mode: str = "w", encoding: Optional[str] = "utf-8"
@@ -102,11 +113,7 @@ def atomic_open(
             yield f
             f.flush()
             os.fsync(f.fileno())
-        # mkstemp creates files readable by the owner only; give the result ordinary permissions.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_name, 0o666 & ~umask)
-        os.replace(tmp_name, filename)
+        publish_file(tmp_name, filename)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)

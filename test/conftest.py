@@ -21,11 +21,12 @@ def _seed() -> None:
 
 @pytest.fixture(autouse=True)
 def _keep_omp_wait_policy():
-    """Recipe scripts loaded in-process (decode.py, train.py, ...) set OMP_WAIT_POLICY=PASSIVE
-    at import when the machine is busy; undo it so no test's result depends on the load."""
-    policy = os.environ.get("OMP_WAIT_POLICY")
+    """A recipe's train.py chooses OMP_WAIT_POLICY for its process when it is imported (PASSIVE
+    if the cores are busy); a test that loads one in-process must not leave that choice to the
+    tests after it."""
+    before = os.environ.get("OMP_WAIT_POLICY")
     yield
-    if policy is None:
+    if before is None:
         os.environ.pop("OMP_WAIT_POLICY", None)
     else:
-        os.environ["OMP_WAIT_POLICY"] = policy
+        os.environ["OMP_WAIT_POLICY"] = before

@@ -315,7 +315,8 @@ def test_resolve_epoch_checkpoints(tmp_path):
     ]
     with pytest.raises(CheckpointError, match=r"missing \[6\].*epochs available in .*: 1, 2, 3, 4"):
         resolve_epoch_checkpoints(tmp_path, 6, 1)
-    with pytest.raises(CheckpointError, match=r"missing \[0\]"):
+    # epoch-0.pt can never exist: say what to do instead (issue #18)
+    with pytest.raises(CheckpointError, match=r"epoch-0.pt.*cannot exist: use --avg 3 or less"):
         resolve_epoch_checkpoints(tmp_path, 4, 4, use_averaged_model=True)
     with pytest.raises(CheckpointError, match="no epoch-"):
         resolve_epoch_checkpoints(tmp_path / "empty", 1, 1)

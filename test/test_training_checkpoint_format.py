@@ -69,8 +69,14 @@ def test_a_checkpoint_of_the_old_code_resumes(tmp_path):
     assert state.params.batch_idx_train == 4
     new = read_checkpoint(tmp_path / "checkpoint-4.pt")
     # Resuming sets the training clock's train_seconds_before_run (run() sets it in any case);
-    # --cuts-prefix and --shar-dir are data flags newer than the old checkpoint (issue #17).
-    assert set(new) == set(old) | {"train_seconds_before_run", "cuts_prefix", "shar_dir"}
+    # --init-from-allow-missing is a flag added since (issue #18), and --cuts-prefix and
+    # --shar-dir are data flags added since (issue #17), stored like every flag.
+    assert set(new) == set(old) | {
+        "train_seconds_before_run",
+        "init_from_allow_missing",
+        "cuts_prefix",
+        "shar_dir",
+    }
     assert set(new["model"]) == set(old["model"]) and set(new["model_avg"]) == set(old["model_avg"])
     for key in ("rng_states", "regulariser_states"):
         assert len(new[key]) == len(old[key]) == 1 and set(new[key][0]) == set(old[key][0])

@@ -25,6 +25,7 @@ from icefall_lite.checkpoint import (
     resolve_iter_checkpoints,
     stored_params,
 )
+from icefall_lite.errors import UsageError
 from icefall_lite.models import add_model_arguments
 from icefall_lite.utils import AttributeDict
 
@@ -105,7 +106,7 @@ def apply_checkpoint_params(
             if key in OVERRIDABLE_KEYS:
                 continue  # a decoding choice: keep the command line's
             if not same_setting(explicit[key], stored[key]):
-                raise ValueError(
+                raise UsageError(
                     f"--{key.replace('_', '-')} {explicit[key]} contradicts the checkpoint "
                     f"{source}, which was trained with {stored[key]!r}; drop the flag"
                 )

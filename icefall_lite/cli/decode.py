@@ -20,9 +20,15 @@ from icefall_lite.cli.checkpoints import (
     model_flag_names,
     resolve_model_params,
 )
-from icefall_lite.cli.evaluate import decode_test_sets, decoding_suffix, result_key
+from icefall_lite.cli.evaluate import (
+    decode_test_sets,
+    decoding_suffix,
+    load_test_cuts,
+    result_key,
+)
 from icefall_lite.data import AsrDataModule, load_bpe_model
 from icefall_lite.data.nemo import nemo_to_cuts
+from icefall_lite.errors import UsageError
 from icefall_lite.models import add_model_arguments, build_model
 from icefall_lite.models.interface import has_ctc_head, has_transducer
 from icefall_lite.search.decoding import CTC_METHODS, DECODING_METHODS, TRANSDUCER_METHODS
@@ -30,7 +36,9 @@ from icefall_lite.utils import AttributeDict, setup_logger, str2bool
 
 __all__ = [
     "add_decoding_arguments",
+    "check_data_flags",
     "check_decoding_arguments",
+    "check_search_flags",
     "decoding_suffix",
     "get_decode_parser",
     "parse_decode_params",
@@ -103,18 +111,12 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def check_decoding_arguments(params: Mapping[str, Any], model: nn.Module) -> None:
-    """One-line errors for settings the model or the method cannot use."""
+def check_search_flags(params: Mapping[str, Any]) -> None:
+    """One-line errors (UsageError) for search settings no model can use: an unknown method,
+    a beam size, context or path count below 1, a beam or n-best scale not above 0."""
     method = params["decoding_method"]
     if method not in DECODING_METHODS:
-        raise ValueError(f"--decoding-method {method}: expected one of {DECODING_METHODS}")
-    if method in CTC_METHODS and not has_ctc_head(model):
-        raise ValueError(f"--decoding-method {method} needs a model trained with --use-ctc 1")
-    if method in TRANSDUCER_METHODS and not has_transducer(model):
-        raise ValueError(
-            f"--decoding-method {method} needs a transducer model (trained with "
-            f"--use-transducer 1); for a CTC-only model use {' or '.join(CTC_METHODS)}"
-        )
+        raise UsageError(f"--decoding-method {method}: expected one of {DECODING_METHODS}")
     for flag, key in (
         ("--beam-size", "beam_size"),
         ("--max-contexts", "max_contexts"),
@@ -123,10 +125,35 @@ def check_decoding_arguments(params: Mapping[str, Any], model: nn.Module) -> Non
         ("--num-paths", "num_paths"),
     ):
         if params.get(key, 1) < 1:
-            raise ValueError(f"{flag} must be >= 1, got {params[key]}")
+            raise UsageError(f"{flag} must be >= 1, got {params[key]}")
     for flag, key in (("--beam", "beam"), ("--nbest-scale", "nbest_scale")):
         if params.get(key, 1.0) <= 0:
-            raise ValueError(f"{flag} must be > 0, got {params[key]}")
+            raise UsageError(f"{flag} must be > 0, got {params[key]}")
+
+
+def check_data_flags(params: Mapping[str, Any]) -> None:
+    """One-line errors for data-loading settings of decoding (``--max-duration`` not above 0,
+    a negative ``--num-workers``), before lhotse's sampler asserts on them."""
+    if "max_duration" in params and not params["max_duration"] > 0:
+        raise UsageError(
+            f"--max-duration must be > 0 (seconds of audio per batch), got {params['max_duration']}"
+        )
+    if params.get("num_workers", 0) < 0:
+        raise UsageError(f"--num-workers must be >= 0, got {params['num_workers']}")
+
+
+def check_decoding_arguments(params: Mapping[str, Any], model: nn.Module) -> None:
+    """One-line errors for settings the model or the method cannot use (and those of
+    :func:`check_search_flags`)."""
+    check_search_flags(params)
+    method = params["decoding_method"]
+    if method in CTC_METHODS and not has_ctc_head(model):
+        raise UsageError(f"--decoding-method {method} needs a model trained with --use-ctc 1")
+    if method in TRANSDUCER_METHODS and not has_transducer(model):
+        raise UsageError(
+            f"--decoding-method {method} needs a transducer model (trained with "
+            f"--use-transducer 1); for a CTC-only model use {' or '.join(CTC_METHODS)}"
+        )
 
 
 def get_decode_parser(test_sets: Sequence[str], description: str) -> argparse.ArgumentParser:
@@ -191,6 +218,10 @@ def parse_decode_params(
     params.exp_dir = Path(params.exp_dir)
     if params.num_threads > 0:
         torch.set_num_threads(params.num_threads)
+    check_search_flags(params)
+    check_data_flags(params)
+    if params.exp_dir.exists() and not params.exp_dir.is_dir():
+        raise UsageError(f"--exp-dir {params.exp_dir}: not a directory (it is a file)")
     if check is not None:
         check(params)
     files = resolve_model_params(params, model_flag_names(), explicit)
@@ -226,7 +257,7 @@ def run_decode(
 
     sp = load_bpe_model(params.bpe_model)
     if sp.get_piece_size() != params.vocab_size:
-        raise ValueError(
+        raise UsageError(
             f"--bpe-model {params.bpe_model} has {sp.get_piece_size()} tokens but the model was "
             f"trained with vocab_size {params.vocab_size}"
         )
@@ -234,15 +265,18 @@ def run_decode(
     data_module = AsrDataModule(args)
     test_sets = {}
     for name in [s for s in params.test_sets.split(",") if s]:
-        test_sets[name] = data_module.test_dataloaders(data_module.load_cuts(dataset_prefix, name))
+        cuts = load_test_cuts(data_module, dataset_prefix, name)
+        test_sets[name] = data_module.test_dataloaders(cuts)
     nemo_inputs = {}
     if params.nemo_manifest:
         # Audio, not stored features: fbank on the fly, as the fbank stage computes it.
         audio_module = AsrDataModule(argparse.Namespace(**{**vars(args), "on_the_fly_feats": True}))
         for manifest in params.nemo_manifest:
             name = Path(manifest).stem
+            if not Path(manifest).is_file():
+                raise UsageError(f"--nemo-manifest {manifest}: no such file")
             if name in test_sets:
-                raise ValueError(f"--nemo-manifest {manifest}: test set {name} given twice")
+                raise UsageError(f"--nemo-manifest {manifest}: test set {name} given twice")
             nemo_inputs[name] = nemo_to_cuts(manifest).to_eager()
             test_sets[name] = audio_module.test_dataloaders(nemo_inputs[name])
 

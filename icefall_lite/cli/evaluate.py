@@ -19,9 +19,12 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
+from lhotse import CutSet
 from torch import nn
 
+from icefall_lite.data import cuts_filename
 from icefall_lite.data.nemo import nemo_line, write_nemo_manifest
+from icefall_lite.errors import UsageError
 from icefall_lite.scoring import store_transcripts, write_error_stats, write_wer_summary
 from icefall_lite.search.decoding import search
 from icefall_lite.search.hypothesis import DecodingResult
@@ -118,6 +121,65 @@ def encode_batch(
     return model.forward_encoder(features, feature_lens)
 
 
+def load_test_cuts(data_module: Any, prefix: str, split: str) -> CutSet:
+    """A test set's cuts (lazily read), checked first in one pass, so a bad entry is a one-line
+    UsageError naming the file and the cut instead of an error deep inside the sampler or the
+    search.
+
+    Checked: the file is a cut manifest (JSON lines); every cut has a supervision (its
+    transcript); every cut has features, or, when the audio is read (``--on-the-fly-feats 1``
+    or ``--input-strategy`` OnTheFlyFeatures/AudioSamples), a recording whose files exist.
+
+    Args:
+      data_module: an :class:`~icefall_lite.data.AsrDataModule` (its ``args`` are the flags).
+      prefix, split: the file is ``<manifest-dir>/<prefix>_cuts_<split>.jsonl.gz``.
+    """
+    args = data_module.args
+    filename = cuts_filename(args.manifest_dir, prefix, split)
+    cuts = data_module.load_cuts(prefix, split)
+    try:
+        cuts = cuts.to_eager()
+    except Exception as error:  # json, gzip or lhotse's own errors: all say "unreadable file"
+        reason = " ".join(str(error).split())[:200]
+        raise UsageError(
+            f"{filename}: not a readable cut manifest (JSON lines, gzip-compressed when named "
+            f".gz; made by prepare.sh's fbank stage): {type(error).__name__}: {reason}"
+        ) from None
+    needs_audio = bool(getattr(args, "on_the_fly_feats", False)) or getattr(
+        args, "input_strategy", "PrecomputedFeatures"
+    ) in ("OnTheFlyFeatures", "AudioSamples")
+    for cut in cuts:
+        if not cut.supervisions:
+            raise UsageError(
+                f"{filename}: cut {cut.id} has no supervision (no transcript); every test cut "
+                "needs one: add it or remove the cut"
+            )
+        if needs_audio:
+            if not cut.has_recording:
+                raise UsageError(
+                    f"{filename}: cut {cut.id} has no recording, which --on-the-fly-feats 1 reads"
+                )
+            for source in cut.recording.sources:
+                if source.type == "file" and not Path(source.source).is_file():
+                    raise UsageError(
+                        f"{filename}: cut {cut.id}: recording file {source.source} does not "
+                        "exist (--on-the-fly-feats 1 reads the audio); restore it or decode the "
+                        "precomputed features (--on-the-fly-feats 0)"
+                    )
+        elif not cut.has_features:
+            raise UsageError(
+                f"{filename}: cut {cut.id} has no features; run prepare.sh's fbank stage or "
+                "decode with --on-the-fly-feats 1"
+            )
+        elif not Path(cut.features.storage_path).exists():
+            raise UsageError(
+                f"{filename}: cut {cut.id}: feature file {cut.features.storage_path} does not "
+                "exist; run prepare.sh's fbank stage again or decode with --on-the-fly-feats 1"
+            )
+    # The checked file, opened lazily again (what lhotse's bucketing sampler expects).
+    return data_module.load_cuts(prefix, split)
+
+
 @dataclass
 class DecodeStats:
     """Counts of one decoded test set; ``rtf`` = decode seconds / audio seconds."""
@@ -195,7 +257,7 @@ def save_results(
         return None
     if not any(len(ref) for _, ref, _ in results):
         # A WER over no reference words is no score (it used to print 0.00 or inf).
-        raise ValueError(
+        raise UsageError(
             f"test set '{test_set_name}': {len(results)} cut(s) and no reference words; "
             f"check its cut manifest (are the supervisions' texts there?)"
         )
@@ -252,7 +314,7 @@ def decode_test_sets(
             total_cuts=(total_cuts or {}).get(name),
         )
         if stats.num_cuts == 0:
-            raise ValueError(
+            raise UsageError(
                 f"test set '{name}' has no cuts: nothing to score; check its cut manifest or "
                 f"leave it out of --test-sets"
             )

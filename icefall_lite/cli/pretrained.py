@@ -10,8 +10,13 @@ from typing import Dict, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from icefall_lite.checkpoint import read_checkpoint, stored_params
-from icefall_lite.cli.decode import add_decoding_arguments
+from icefall_lite.checkpoint import CheckpointError, read_checkpoint, stored_params
+from icefall_lite.cli.decode import (
+    add_decoding_arguments,
+    check_decoding_arguments,
+    check_search_flags,
+)
+from icefall_lite.errors import UsageError
 from icefall_lite.export.transcribe import (
     print_transcripts,
     read_tokens,
@@ -19,7 +24,9 @@ from icefall_lite.export.transcribe import (
     transcribe_streaming,
 )
 from icefall_lite.models import build_model
+from icefall_lite.search.decoding import CTC_METHODS, TRANSDUCER_METHODS
 from icefall_lite.streaming import simulated_streaming_input
+from icefall_lite.streaming.search import STREAMING_DECODING_METHODS
 from icefall_lite.utils import AttributeDict
 
 __all__ = [
@@ -56,11 +63,39 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     add_decoding_arguments(parser)
 
 
+# The rate of the fbank features every model here is trained on; files at other rates are
+# resampled to it.
+MODEL_SAMPLE_RATE = 16000
+
+
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> Dict:
     params = dict(vars(parser.parse_args(list(argv))))
+    check_search_flags(params)
+    if params["sample_rate"] != MODEL_SAMPLE_RATE:
+        raise UsageError(
+            f"--sample-rate {params['sample_rate']}: the models are trained on "
+            f"{MODEL_SAMPLE_RATE} Hz features; files at any other rate are resampled to it, so "
+            f"leave --sample-rate at {MODEL_SAMPLE_RATE}"
+        )
+    if params["num_threads"] < 1:
+        raise UsageError(f"--num-threads must be >= 1, got {params['num_threads']}")
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
     torch.set_num_threads(params["num_threads"])
     return params
+
+
+def _check_exported_method(params: Dict, streaming: bool, flag: str, filename: str) -> None:
+    """Exported models hold the transducer only (no CTC head); a streaming one is searched
+    chunk by chunk with the streaming searches."""
+    method = params["decoding_method"]
+    allowed = STREAMING_DECODING_METHODS if streaming else TRANSDUCER_METHODS
+    if method not in allowed:
+        kind = "a streaming export" if streaming else "an exported model"
+        hint = " (CTC methods need pretrained.py)" if method in CTC_METHODS else ""
+        raise UsageError(
+            f"--decoding-method {method}: {flag} {filename} is {kind}, which supports "
+            f"{', '.join(allowed)}{hint}"
+        )
 
 
 def pretrained_parser(description: str) -> argparse.ArgumentParser:
@@ -86,13 +121,21 @@ def run_pretrained(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
     checkpoint = read_checkpoint(params["checkpoint"])
     model_params = AttributeDict(stored_params(checkpoint))
     if "vocab_size" not in model_params:
-        raise ValueError(
+        raise UsageError(
             f"--checkpoint {params['checkpoint']}: holds no model params; "
             "expected the pretrained.pt written by export.py"
         )
     model = build_model(model_params)
-    model.load_state_dict(checkpoint["model"])
+    try:
+        model.load_state_dict(checkpoint["model"])
+    except (KeyError, RuntimeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(
+            f"--checkpoint {params['checkpoint']}: its weights do not fit the model its params "
+            f"describe ({first}); export it again with export.py"
+        ) from None
     model.eval()
+    check_decoding_arguments(params, model)
 
     chunk = 0
     if model_params.get("causal"):
@@ -134,10 +177,25 @@ def run_jit_pretrained(parser: argparse.ArgumentParser, argv: Sequence[str]) -> 
     filename = params["nn_model_filename"]
     if not Path(filename).is_file():
         raise FileNotFoundError(f"--nn-model-filename {filename}: no such file")
-    model = torch.jit.load(filename, map_location="cpu")
+    try:
+        model = torch.jit.load(filename, map_location="cpu")
+    except Exception as error:  # torch raises RuntimeError, ValueError, ... for a bad archive
+        message = " ".join(str(error).split())[:200]
+        raise UsageError(
+            f"--nn-model-filename {filename}: not a TorchScript model (truncated, or not written "
+            f"by export.py --jit 1): {type(error).__name__}: {message}"
+        ) from None
     model.eval()
+    for part in ("decoder", "joiner"):
+        if not hasattr(model, part):
+            raise UsageError(
+                f"--nn-model-filename {filename}: a TorchScript module without a {part}; "
+                "expected jit_script*.pt written by export.py --jit 1"
+            )
+    streaming = hasattr(model, "get_init_states")
+    _check_exported_method(params, streaming, "--nn-model-filename", filename)
     symbols = read_tokens(params["tokens"])
-    if hasattr(model, "get_init_states"):
+    if streaming:
         texts = transcribe_streaming(params, params["sound_files"], model, model, symbols)
     else:
         texts = transcribe_offline(params, params["sound_files"], model, model, symbols)
@@ -160,17 +218,47 @@ def onnx_pretrained_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
+# A metadata key only the export of each part writes (export/metadata.py).
+_ONNX_PART_KEYS = {"encoder": "model_type", "decoder": "context_size", "joiner": "joiner_dim"}
+
+
+def _onnx_part_meta(filename: str, part: str) -> Dict[str, str]:
+    """The metadata of ``--<part>-model-filename``, checked to be that part's (a swapped or
+    foreign file is a UsageError naming the flag)."""
+    from icefall_lite.export.onnx import read_meta_data
+
+    flag = f"--{part}-model-filename"
+    if not Path(filename).is_file():
+        raise FileNotFoundError(f"{flag} {filename}: no such file")
+    try:
+        meta = read_meta_data(filename)
+    except Exception as error:  # onnx raises protobuf DecodeError and others
+        raise UsageError(
+            f"{flag} {filename}: not an ONNX model (truncated, or not written by "
+            f"export-onnx.py): {type(error).__name__}"
+        ) from None
+    if _ONNX_PART_KEYS[part] not in meta:
+        found = [p for p, key in _ONNX_PART_KEYS.items() if key in meta]
+        what = f"this is the {found[0]} file" if found else "no export-onnx.py metadata"
+        raise UsageError(
+            f"{flag} {filename}: {what}, not the {part} (swapped files? export-onnx.py writes "
+            "encoder-*.onnx, decoder-*.onnx and joiner-*.onnx)"
+        )
+    return meta
+
+
 def run_onnx_pretrained(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
     """onnx_pretrained.py: onnxruntime; a streaming encoder file (its metadata has
     ``decode_chunk_len``) is run chunk by chunk."""
-    from icefall_lite.export.onnx import read_meta_data
     from icefall_lite.export.onnx_model import OnnxStreamingEncoder, OnnxTransducer
 
     params = _parse(parser, argv)
     encoder_file = params["encoder_model_filename"]
-    if not Path(encoder_file).is_file():
-        raise FileNotFoundError(f"--encoder-model-filename {encoder_file}: no such file")
-    streaming = "decode_chunk_len" in read_meta_data(encoder_file)
+    meta = {}
+    for part in ("encoder", "decoder", "joiner"):
+        meta[part] = _onnx_part_meta(params[f"{part}_model_filename"], part)
+    streaming = "decode_chunk_len" in meta["encoder"]
+    _check_exported_method(params, streaming, "--encoder-model-filename", encoder_file)
     threads = params["num_threads"]
     model = OnnxTransducer(
         params["decoder_model_filename"],

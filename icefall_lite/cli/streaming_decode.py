@@ -15,8 +15,9 @@ from lhotse import CutSet
 
 from icefall_lite.cli.checkpoints import build_averaged_model
 from icefall_lite.cli.decode import get_decode_parser, parse_decode_params
-from icefall_lite.cli.evaluate import decoding_suffix, result_key, save_results
+from icefall_lite.cli.evaluate import decoding_suffix, load_test_cuts, result_key, save_results
 from icefall_lite.data import AsrDataModule, load_bpe_model
+from icefall_lite.errors import UsageError
 from icefall_lite.models import build_model
 from icefall_lite.models.zipformer.presets import parse_int_list
 from icefall_lite.streaming.decode import StreamingStats, streaming_decode
@@ -51,8 +52,10 @@ def _first(value: Any, flag: str) -> int:
 
 
 def _check_method(params: AttributeDict) -> None:
+    if params.num_decode_streams < 1:
+        raise UsageError(f"--num-decode-streams must be >= 1, got {params.num_decode_streams}")
     if params.decoding_method not in STREAMING_DECODING_METHODS:
-        raise ValueError(
+        raise UsageError(
             f"--decoding-method {params.decoding_method}: streaming supports "
             f"{', '.join(STREAMING_DECODING_METHODS)}"
         )
@@ -75,7 +78,7 @@ def run_streaming_decode(
     """
     args, params, files = parse_decode_params(parser, argv, defaults, check=_check_method)
     if not params.get("causal"):
-        raise ValueError(
+        raise UsageError(
             f"--epoch/--iter: the model in {params.exp_dir} was not trained with --causal 1; "
             "it cannot be decoded chunk by chunk"
         )
@@ -105,7 +108,7 @@ def run_streaming_decode(
 
     summary: Dict[str, Tuple[float, StreamingStats]] = {}
     for name in [s for s in params.test_sets.split(",") if s]:
-        cuts = data_module.load_cuts(dataset_prefix, name).to_eager()
+        cuts = load_test_cuts(data_module, dataset_prefix, name).to_eager()
         decoded, stats = streaming_decode(
             encoder,
             search,

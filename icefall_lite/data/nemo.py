@@ -32,6 +32,8 @@ from lhotse import CutSet, MonoCut, Recording, RecordingSet, SupervisionSegment,
 from lhotse.cut import Cut
 from lhotse.utils import fastcopy
 
+from icefall_lite.errors import UsageError
+
 __all__ = [
     "ManifestEntry",
     "ManifestError",
@@ -56,7 +58,7 @@ _SPEAKER_KEY, _LANGUAGE_KEY = "speaker", "lang"
 _KNOWN_KEYS = {"audio_filepath", "duration", "offset", "text", _SPEAKER_KEY, _LANGUAGE_KEY}
 
 
-class ManifestError(ValueError):
+class ManifestError(UsageError):
     """A manifest entry that cannot be used (raised with ``strict=True``): ``path:line: ...``."""
 
 

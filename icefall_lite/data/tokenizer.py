@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, List, Union
 
+from icefall_lite.errors import UsageError
+
 __all__ = [
     "train_bpe_model",
     "write_tokens_txt",
@@ -96,7 +98,11 @@ def load_bpe_model(filename: PathLike):
             f"{filename.parent}/bpe.model and tokens.txt)"
         )
     sp = spm.SentencePieceProcessor()
-    sp.load(str(filename))
+    try:
+        sp.load(str(filename))
+    except (OSError, RuntimeError) as error:
+        reason = " ".join(str(error).split())[:120]
+        raise UsageError(f"BPE model {filename}: not a SentencePiece model ({reason})") from None
     return sp
 
 

@@ -29,6 +29,8 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor, nn
 
+from icefall_lite.utils import publish_file
+
 __all__ = [
     "OnnxDecoder",
     "OnnxEncoder",
@@ -229,7 +231,7 @@ def _atomic_onnx_save(model, filename: PathLike) -> None:
     os.close(fd)
     try:
         onnx.save(model, tmp)
-        os.replace(tmp, filename)
+        publish_file(tmp, filename)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -278,7 +280,7 @@ def export_onnx_model(
             )
         if meta_data:
             add_meta_data(tmp, meta_data)
-        os.replace(tmp, filename)
+        publish_file(tmp, filename)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -389,7 +391,7 @@ def quantize_int8(src: PathLike, dst: PathLike, op_types: Sequence[str] = ("MatM
         )
         # quantize_dynamic copies metadata_props in current onnxruntime; make sure of it.
         add_meta_data(tmp, read_meta_data(src))
-        os.replace(tmp, dst)
+        publish_file(tmp, dst)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from icefall_lite.errors import UsageError
 from icefall_lite.export.metadata import STREAMING_PAD_LENGTH, int_list
 from icefall_lite.models.zipformer.streaming import zipformer2_state_batch_dims
 
@@ -36,7 +37,7 @@ def make_session(filename: PathLike, num_threads: int = 1):
             str(filename), sess_options=options, providers=["CPUExecutionProvider"]
         )
     except Exception as error:
-        raise ValueError(f"{filename}: onnxruntime cannot load it ({error})") from None
+        raise UsageError(f"{filename}: onnxruntime cannot load it ({error})") from None
 
 
 def _meta(session) -> dict:
@@ -129,11 +130,11 @@ class OnnxStreamingEncoder:
         self.session = make_session(filename, num_threads)
         meta = _meta(self.session)
         if meta.get("model_type") != "zipformer2" or "decode_chunk_len" not in meta:
-            raise ValueError(f"{filename}: not a streaming zipformer2 encoder (check its metadata)")
+            raise UsageError(f"{filename}: not a streaming zipformer2 encoder (check its metadata)")
         self.decode_chunk_len = int(meta["decode_chunk_len"])
         self.pad_length = int(meta["T"]) - self.decode_chunk_len
         if self.pad_length != STREAMING_PAD_LENGTH:
-            raise ValueError(f"{filename}: unexpected T - decode_chunk_len = {self.pad_length}")
+            raise UsageError(f"{filename}: unexpected T - decode_chunk_len = {self.pad_length}")
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.num_layers = sum(int_list(meta["num_encoder_layers"]))

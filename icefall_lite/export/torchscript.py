@@ -21,7 +21,7 @@ from typing import List, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from icefall_lite.utils import make_pad_mask
+from icefall_lite.utils import make_pad_mask, publish_file
 
 __all__ = ["OfflineJitModel", "StreamingJitModel", "export_jit_script", "jit_script_filename"]
 
@@ -111,7 +111,7 @@ def export_jit_script(
     os.close(fd)
     try:
         scripted.save(tmp)
-        os.replace(tmp, filename)
+        publish_file(tmp, filename)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from icefall_lite.audio import compute_fbank, read_audio_files
+from icefall_lite.errors import UsageError
 from icefall_lite.models.interface import ChunkEncoder
 from icefall_lite.search.decoding import search
 from icefall_lite.streaming import LOG_EPS, StreamingSearch, streaming_decode
@@ -43,7 +44,7 @@ def read_tokens(filename: PathLike) -> List[str]:
         if not fields:
             continue
         if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-            raise ValueError(f"{filename}:{line_number}: expected '<symbol> <id>', got {line!r}")
+            raise UsageError(f"{filename}:{line_number}: expected '<symbol> <id>', got {line!r}")
         table[int(fields[1])] = fields[0]
     return [table.get(i, "<unk>") for i in range(max(table) + 1)]
 

@@ -13,12 +13,21 @@ import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-from icefall_lite.checkpoint import load_checkpoint, remove_checkpoints, save_checkpoint
+from torch import nn
+
+from icefall_lite.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    read_checkpoint,
+    remove_checkpoints,
+    save_checkpoint,
+)
 from icefall_lite.training.state import TrainingState, gather_rank_states, restore_regulariser_state
 from icefall_lite.utils import AttributeDict, MetricsTracker, atomic_open
 
 __all__ = [
     "RESUMED_KEYS",
+    "init_model_from",
     "restore_training_state",
     "resume_checkpoint_path",
     "save_epoch_checkpoint",
@@ -102,6 +111,39 @@ def save_epoch_checkpoint(
         _copy_atomically(filename, exp_dir / "best-train-loss.pt")
     if params.best_valid_epoch == params.cur_epoch:
         _copy_atomically(filename, exp_dir / "best-valid-loss.pt")
+
+
+def init_model_from(model: nn.Module, filename: Union[str, Path], allow_missing: bool) -> None:
+    """``--init-from``: load another run's weights into ``model`` (fine-tuning).
+
+    Every tensor of ``model`` must be in the file unless ``allow_missing``
+    (``--init-from-allow-missing 1``): tensors left at random initialisation are otherwise a
+    silent mistake (the wrong file, or another architecture). Names only the file has are
+    logged and ignored. A tensor of another shape is always an error.
+
+    Raises:
+      CheckpointError naming the file, the count and the first missing names.
+    """
+    logging.info(f"Initialising the model from {filename}")
+    state = read_checkpoint(filename).get("model")
+    if state is None:
+        raise CheckpointError(f"--init-from {filename}: checkpoint has no 'model' entry")
+    if state and all(name.startswith("module.") for name in state):
+        state = {name[len("module.") :]: value for name, value in state.items()}
+    own = model.state_dict()
+    missing = [name for name in own if name not in state]
+    if missing and not allow_missing:
+        raise CheckpointError(
+            f"--init-from {filename}: {len(missing)} of the model's {len(own)} tensors are not "
+            f"in it (e.g. {', '.join(missing[:3])}); pass --init-from-allow-missing 1 to train "
+            "those from random initialisation"
+        )
+    load_checkpoint(filename, model=model, strict=False)
+    if missing:
+        logging.warning(
+            f"--init-from {filename}: {len(missing)} tensors start from random initialisation "
+            "(--init-from-allow-missing 1)"
+        )
 
 
 def resume_checkpoint_path(params: AttributeDict) -> Optional[Path]:

@@ -132,7 +132,15 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         help="Initialise the model from this checkpoint's weights (fine-tuning); optimizer and "
-        "schedule start fresh. Ignored when resuming.",
+        "schedule start fresh. Ignored when resuming. Every tensor of the model must be in it "
+        "(see --init-from-allow-missing).",
+    )
+    group.add_argument(
+        "--init-from-allow-missing",
+        type=str2bool,
+        default=False,
+        help="With --init-from: tensors the checkpoint lacks start from random initialisation "
+        "(otherwise that is an error).",
     )
 
 
@@ -164,6 +172,26 @@ def get_training_params() -> AttributeDict:
             "subsampling_factor": 4,
         }
     )
+
+
+def check_manifest_head(filename: Path) -> None:
+    """A cut manifest's first line must be a JSON object (cheap: the file is read lazily
+    later, where a broken one would fail deep inside the sampler without naming it)."""
+    import gzip
+    import json
+    import zlib
+
+    try:
+        opener = gzip.open if filename.suffix == ".gz" else open
+        with opener(filename, "rt", encoding="utf-8") as f:
+            first = f.readline()
+        if first.strip() and not isinstance(json.loads(first), dict):
+            raise ValueError("the first line is not a JSON object")
+    except (OSError, EOFError, UnicodeDecodeError, ValueError, zlib.error) as error:
+        raise ValueError(
+            f"{filename}: not a readable cut manifest (JSON lines, gzip-compressed when named "
+            f".gz): {type(error).__name__}: {' '.join(str(error).split())[:120]}"
+        ) from None
 
 
 def check_training_arguments(params: AttributeDict) -> None:
@@ -207,6 +235,9 @@ def check_training_arguments(params: AttributeDict) -> None:
                 f"--world-size {params.world_size} exceeds the {torch.cuda.device_count()} "
                 f"visible GPUs"
             )
+    exp_dir = Path(params.exp_dir)
+    if exp_dir.exists() and not exp_dir.is_dir():
+        raise ValueError(f"--exp-dir {exp_dir}: not a directory (it is a file); name a folder")
     if not Path(params.bpe_model).is_file():
         raise FileNotFoundError(
             f"--bpe-model {params.bpe_model} not found: run prepare.sh's BPE stage first"
@@ -239,4 +270,5 @@ def check_training_arguments(params: AttributeDict) -> None:
                     f"--manifest-dir {params.manifest_dir}: {filename.name} not found (made by "
                     f"prepare.sh's fbank stage)"
                 )
+            check_manifest_head(filename)
     check_model_arguments(params)

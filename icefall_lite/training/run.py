@@ -17,12 +17,14 @@ import torch
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from icefall_lite.checkpoint import load_checkpoint
+from icefall_lite.checkpoint import remove_stale_temporary_files
 from icefall_lite.data import AsrDataModule, filter_cuts_for_training, load_bpe_model
 from icefall_lite.dist import choose_device, cleanup_dist, launch, setup_dist
+from icefall_lite.errors import UsageError
 from icefall_lite.models import build_model
 from icefall_lite.rnnt import resolve_backend, set_backend
 from icefall_lite.training.checkpoints import (
+    init_model_from,
     restore_training_state,
     resume_checkpoint_path,
     save_epoch_checkpoint,
@@ -58,9 +60,10 @@ def train(
     params.valid_splits = list(valid_splits)
     try:
         check_training_arguments(params)
-    except (ValueError, FileNotFoundError) as error:
-        # A bad flag is the user's mistake, not a crash: one line, no traceback.
-        raise SystemExit(f"error: {error}") from None
+    except ValueError as error:
+        # A bad flag is the user's mistake, not a crash: the script prints one line
+        # (icefall_lite/cli/errors.py); FileNotFoundError is printed the same way.
+        raise UsageError(str(error)) from None
     launch(run, params, params.world_size)
 
 
@@ -123,6 +126,8 @@ def _set_up_process(rank: int, world_size: int, params: AttributeDict) -> torch.
     fix_random_seed(params.seed)
     setup_logger(f"{params.exp_dir}/log/log-train")
     logging.info("Training started")
+    if rank == 0:
+        remove_stale_temporary_files(params.exp_dir)  # partial saves of a killed run
     set_backend(params.get("rnnt_backend", "auto"))
     logging.info(f"Pruned RNN-T loss backend: {resolve_backend(device)}")
     return device
@@ -171,8 +176,7 @@ def _build_state(
     params.train_seconds = 0.0
     resume_from = resume_checkpoint_path(params)
     if resume_from is None and params.init_from is not None:
-        logging.info(f"Initialising the model from {params.init_from}")
-        load_checkpoint(params.init_from, model=model, strict=False)
+        init_model_from(model, params.init_from, params.get("init_from_allow_missing", False))
 
     model_avg = copy.deepcopy(model).to(torch.float64) if rank == 0 else None
     model.to(device)

@@ -165,7 +165,7 @@ def test_bad_flag_is_a_one_line_error(corpus, tmp_path):
     )
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        "error: --max-duration must be positive, got -3.0"
+        "train.py: error: --max-duration must be positive, got -3.0"
     ]
 
 

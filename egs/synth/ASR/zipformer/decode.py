@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 
 from icefall_lite.cli.checkpoints import inference_params as get_params  # noqa: E402
 from icefall_lite.cli.decode import get_decode_parser, run_decode  # noqa: E402
+from icefall_lite.cli.errors import run_main  # noqa: E402
 from icefall_lite.cli.recipe import load_recipe_defaults  # noqa: E402
 
 RECIPE = load_recipe_defaults(__file__)
@@ -60,10 +61,11 @@ def get_parser():
 
 
 def main() -> None:
-    try:
-        run_decode(get_parser(), sys.argv[1:], RECIPE.DATASET, defaults=get_params())
-    except (ValueError, FileNotFoundError) as e:  # bad flags or missing files: one line
-        sys.exit(f"{Path(__file__).name}: error: {e}")
+    def decode(argv):
+        run_decode(get_parser(), argv, RECIPE.DATASET, defaults=get_params())
+
+    # Bad flags, files or cuts: one line (a traceback with --debug); see icefall_lite/cli/errors.py
+    run_main(Path(__file__).name, decode)
 
 
 if __name__ == "__main__":

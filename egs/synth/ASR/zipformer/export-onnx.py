@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 
 from icefall_lite.cli.checkpoints import inference_params as get_params  # noqa: E402
+from icefall_lite.cli.errors import run_main  # noqa: E402
 from icefall_lite.cli.export import get_export_parser, run_export_onnx  # noqa: E402
 from icefall_lite.cli.recipe import load_recipe_defaults  # noqa: E402
 
@@ -43,7 +44,10 @@ def get_parser():
 
 
 def main() -> None:
-    run_export_onnx(get_parser(), sys.argv[1:], get_params())
+    def export(argv):
+        run_export_onnx(get_parser(), argv, get_params())
+
+    run_main(Path(__file__).name, export)  # bad input: one line (--debug: traceback)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pathlib import Path
 # Make icefall_lite importable when the repository is not installed.
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 
+from icefall_lite.cli.errors import run_main  # noqa: E402
 from icefall_lite.cli.pretrained import onnx_pretrained_parser, run_onnx_pretrained  # noqa: E402
 from icefall_lite.cli.recipe import load_recipe_defaults  # noqa: E402
 
@@ -38,8 +39,10 @@ def get_parser():
 
 
 def main() -> None:
-    num_unreadable = run_onnx_pretrained(get_parser(), sys.argv[1:])
-    sys.exit(1 if num_unreadable else 0)
+    def transcribe(argv):
+        return 1 if run_onnx_pretrained(get_parser(), argv) else 0  # 1: some file could not be read
+
+    run_main(Path(__file__).name, transcribe)  # bad input: one line (--debug: traceback)
 
 
 if __name__ == "__main__":

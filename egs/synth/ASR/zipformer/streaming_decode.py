@@ -32,6 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 
 from icefall_lite.cli.checkpoints import inference_params as get_params  # noqa: E402
+from icefall_lite.cli.errors import run_main  # noqa: E402
 from icefall_lite.cli.recipe import load_recipe_defaults  # noqa: E402
 from icefall_lite.cli.streaming_decode import (  # noqa: E402
     get_streaming_decode_parser,
@@ -49,7 +50,10 @@ def get_parser():
 
 
 def main() -> None:
-    run_streaming_decode(get_parser(), sys.argv[1:], RECIPE.DATASET, defaults=get_params())
+    def decode(argv):
+        run_streaming_decode(get_parser(), argv, RECIPE.DATASET, defaults=get_params())
+
+    run_main(Path(__file__).name, decode)  # bad input: one line (--debug: traceback)
 
 
 if __name__ == "__main__":

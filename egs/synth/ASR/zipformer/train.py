@@ -23,6 +23,7 @@ from icefall_lite.threads import choose_omp_wait_policy  # noqa: E402
 OMP_WAIT_POLICY_CHOICE = choose_omp_wait_policy()
 
 # isort: split
+from icefall_lite.cli.errors import run_main  # noqa: E402
 from icefall_lite.cli.recipe import load_recipe_defaults  # noqa: E402
 from icefall_lite.data import AsrDataModule  # noqa: E402
 from icefall_lite.models import add_model_arguments  # noqa: E402
@@ -57,16 +58,20 @@ def get_params() -> AttributeDict:
 
 
 def main() -> None:
-    args = get_parser().parse_args()
-    params = get_params()
-    params.update(vars(args))
-    params.omp_wait_policy = OMP_WAIT_POLICY_CHOICE
-    train(
-        params,
-        cuts_prefix=params.get("cuts_prefix") or RECIPE.DATASET,
-        train_splits=RECIPE.train_splits(params),
-        valid_splits=list(RECIPE.VALID_SPLITS),
-    )
+    def run(argv):
+        args = get_parser().parse_args(argv)
+        params = get_params()
+        params.update(vars(args))
+        params.omp_wait_policy = OMP_WAIT_POLICY_CHOICE
+        train(
+            params,
+            cuts_prefix=params.get("cuts_prefix") or RECIPE.DATASET,
+            train_splits=RECIPE.train_splits(params),
+            valid_splits=list(RECIPE.VALID_SPLITS),
+        )
+
+    # A bad flag, file or a full disk: one line (a traceback with --debug or ICEFALL_LITE_DEBUG=1).
+    run_main(Path(__file__).name, run)
 
 
 if __name__ == "__main__":
