@@ -90,11 +90,10 @@ def test_missing_shar_split_is_a_one_line_error(corpus, tmp_path):  # noqa: F811
         timeout=300,
     )
     assert result.returncode != 0
-    assert (
-        result.stderr.strip()
-        .splitlines()[-1]
-        .startswith(f"error: --shar-dir {tmp_path / 'nowhere'}: synth_train/shar.json not found")
+    expected = (
+        f"train.py: error: --shar-dir {tmp_path / 'nowhere'}: synth_train/shar.json not found"
     )
+    assert result.stderr.strip().splitlines()[-1].startswith(expected)
 
 
 @pytest.mark.slow
