@@ -11,20 +11,11 @@ RECIPE_DIR = REPO_ROOT / "egs" / "librispeech" / "ASR"
 
 
 def _load_recipe(dataset: str):
-    """The recipe's train.py as a module. Importing it chooses an OpenMP wait policy for the
-    process (PASSIVE in os.environ when other processes keep the cores busy): put the variable
-    back as it was, so this test leaves nothing behind for the tests after it."""
     path = REPO_ROOT / "egs" / dataset / "ASR" / "zipformer" / "train.py"
     spec = importlib.util.spec_from_file_location(f"{dataset}_zipformer_train", path)
     module = importlib.util.module_from_spec(spec)
-    before = os.environ.get("OMP_WAIT_POLICY")
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        if before is None:
-            os.environ.pop("OMP_WAIT_POLICY", None)
-        else:
-            os.environ["OMP_WAIT_POLICY"] = before
+    # Importing it may set OMP_WAIT_POLICY; test/conftest.py puts it back after each test.
+    spec.loader.exec_module(module)
     return module
 
 
