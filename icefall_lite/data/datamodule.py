@@ -36,14 +36,22 @@ from lhotse.dataset import (
 )
 from lhotse.dataset.dataloading import LHOTSE_PROCESS_SEED
 from lhotse.dataset.input_strategies import AudioSamples, OnTheFlyFeatures  # noqa: F401
+from lhotse.dataset.signal_transforms import mask_along_axis_optimized, time_warp
 from torch.utils.data import DataLoader
 
 from icefall_lite.data.cuts import load_cut_file, load_cuts
 from icefall_lite.data.features import make_fbank_extractor
 from icefall_lite.data.shar import load_shar_cuts, shar_split_dir
+from icefall_lite.errors import UsageError
 from icefall_lite.utils import str2bool
 
-__all__ = ["AsrDataModule", "ExactResumeBucketingSampler", "worker_seed"]
+__all__ = [
+    "AsrDataModule",
+    "EpochGatedSpecAugment",
+    "ExactResumeBucketingSampler",
+    "set_augmentation_epoch",
+    "worker_seed",
+]
 
 _INPUT_STRATEGIES = ("PrecomputedFeatures", "OnTheFlyFeatures", "AudioSamples")
 
@@ -171,6 +179,54 @@ class _ProcessSeededCutMix(CutMix):
         return super().__call__(cuts)
 
 
+class EpochGatedSpecAugment(SpecAugment):
+    """SpecAugment that leaves features unchanged before ``start_epoch``.
+
+    The training loop calls :func:`set_augmentation_epoch` before each epoch; DataLoader
+    workers are created anew every epoch (``persistent_workers=False``), so they see the
+    epoch set in the main process.
+    """
+
+    def __init__(self, *args: Any, start_epoch: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.start_epoch = start_epoch
+        self.epoch = 1
+
+    def __call__(self, features: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """(N, T, F) features -> the same, masked from ``start_epoch`` on."""
+        if self.epoch < self.start_epoch:
+            return features
+        return super().__call__(features, *args, **kwargs)
+
+    def _forward_single(
+        self, features: torch.Tensor, warp: bool = True, mask: bool = True
+    ) -> torch.Tensor:
+        """(T, F) -> (T, F). lhotse divides by the number of time masks, so with none (a valid
+        choice) only the time warp and the frequency masks are applied here."""
+        if self.num_frame_masks > 0:
+            return super()._forward_single(features, warp=warp, mask=mask)
+        if random.random() > self.p:  # the same per-utterance draw as lhotse's
+            return features
+        if warp and self.time_warp_factor is not None and self.time_warp_factor >= 1:
+            features = time_warp(features, factor=self.time_warp_factor)
+        if mask:
+            features = mask_along_axis_optimized(
+                features,
+                mask_size=self.features_mask_size,
+                mask_times=self.num_feature_masks,
+                mask_value=features.mean(),
+                axis=2,
+            )
+        return features
+
+
+def set_augmentation_epoch(train_dl: DataLoader, epoch: int) -> None:
+    """Tell the epoch-dependent transforms of a training loader which epoch comes next."""
+    for transform in getattr(train_dl.dataset, "input_transforms", []):
+        if isinstance(transform, EpochGatedSpecAugment):
+            transform.epoch = epoch
+
+
 class AsrDataModule:
     """Train/valid/test DataLoaders over lhotse cuts, configured by icefall's flags.
 
@@ -190,6 +246,13 @@ class AsrDataModule:
                 f"--input-strategy must be one of {', '.join(_INPUT_STRATEGIES)}, "
                 f"got {args.input_strategy!r}"
             )
+        for flag in ("num_feature_masks", "features_mask_size", "frames_mask_size"):
+            value = getattr(args, f"spec_aug_{flag}", 1)
+            if value < (0 if flag.startswith("num") else 1):
+                raise UsageError(
+                    f"--spec-aug-{flag.replace('_', '-')} {value}: must be "
+                    + ("0 or more" if flag.startswith("num") else "1 or more")
+                )
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -296,6 +359,46 @@ class AsrDataModule:
             type=int,
             default=80,
             help="SpecAugment time-warp factor; values below 1 disable time warping.",
+        )
+        # Mask counts and sizes: icefall's LibriSpeech values by default; a short CPU run on
+        # synthetic voices wants far milder ones (RESULTS.md, "egs/synth/ASR: the main job").
+        group.add_argument(
+            "--spec-aug-num-feature-masks",
+            type=int,
+            default=2,
+            help="SpecAugment frequency masks per utterance.",
+        )
+        group.add_argument(
+            "--spec-aug-features-mask-size",
+            type=int,
+            default=27,
+            help="SpecAugment: widest frequency mask, in mel bins.",
+        )
+        group.add_argument(
+            "--spec-aug-num-frame-masks",
+            type=int,
+            default=-1,
+            help="SpecAugment time masks per utterance (-1: icefall's 10, or 2 with lhotse "
+            "versions that count masks per 10 s).",
+        )
+        group.add_argument(
+            "--spec-aug-frames-mask-size",
+            type=int,
+            default=100,
+            help="SpecAugment: longest time mask, in frames.",
+        )
+        group.add_argument(
+            "--spec-aug-max-frames-mask-fraction",
+            type=float,
+            default=0.15,
+            help="SpecAugment: at most this fraction of an utterance's frames is masked.",
+        )
+        group.add_argument(
+            "--spec-aug-start-epoch",
+            type=int,
+            default=1,
+            help="First epoch with SpecAugment (with --enable-spec-aug 1): the first epochs of "
+            "a short run learn faster on clean features, later ones generalise better masked.",
         )
         group.add_argument(
             "--enable-musan",
@@ -425,19 +528,24 @@ class AsrDataModule:
             generator=torch.Generator().manual_seed(seed),
         )
 
-    def _spec_augment(self) -> SpecAugment:
+    def _spec_augment(self) -> EpochGatedSpecAugment:
         # lhotse changed num_frame_masks' meaning in 0.12 (per utterance, not per 10 s); icefall
         # uses 10 masks with the new meaning.
-        num_frame_masks = 10
-        parameters = inspect.signature(SpecAugment.__init__).parameters
-        if "num_frame_masks" in parameters and parameters["num_frame_masks"].default == 1:
-            num_frame_masks = 2
-        return SpecAugment(
-            time_warp_factor=self.args.spec_aug_time_warp_factor,
+        args = self.args
+        num_frame_masks = args.spec_aug_num_frame_masks
+        if num_frame_masks < 0:
+            num_frame_masks = 10
+            parameters = inspect.signature(SpecAugment.__init__).parameters
+            if "num_frame_masks" in parameters and parameters["num_frame_masks"].default == 1:
+                num_frame_masks = 2
+        return EpochGatedSpecAugment(
+            start_epoch=args.spec_aug_start_epoch,
+            time_warp_factor=args.spec_aug_time_warp_factor,
             num_frame_masks=num_frame_masks,
-            features_mask_size=27,
-            num_feature_masks=2,
-            frames_mask_size=100,
+            features_mask_size=args.spec_aug_features_mask_size,
+            num_feature_masks=args.spec_aug_num_feature_masks,
+            frames_mask_size=args.spec_aug_frames_mask_size,
+            max_frames_mask_fraction=args.spec_aug_max_frames_mask_fraction,
         )
 
     def _eval_dataloader(self, cuts: CutSet) -> DataLoader:

@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from icefall_lite.checkpoint import remove_stale_temporary_files
 from icefall_lite.data import AsrDataModule, filter_cuts_for_training, load_bpe_model
+from icefall_lite.data.datamodule import set_augmentation_epoch
 from icefall_lite.dist import choose_device, cleanup_dist, launch, setup_dist
 from icefall_lite.errors import UsageError
 from icefall_lite.models import build_model
@@ -271,6 +272,7 @@ def _train_and_save_epoch(
     params = state.params
     state.scheduler.step_epoch(epoch - 1)
     params.cur_epoch = epoch
+    set_augmentation_epoch(train_dl, epoch)
     if resume_state is None:
         # Each epoch's randomness depends only on (seed, epoch, rank), so resuming from an
         # epoch checkpoint replays exactly; ranks differ in dropout/SpecAugment.

@@ -245,3 +245,39 @@ def test_augmentation_differs_across_ranks(tiny_corpus):
     batches = [_first_batch(loader, 0) for loader in ranks]
     assert [batch_ids(b) for b in batches] == [[cut.id], [cut.id + "-copy"]]
     assert not torch.equal(batches[0]["inputs"], batches[1]["inputs"])
+
+
+def test_spec_aug_starts_at_its_epoch_in_the_workers(tiny_corpus):
+    """--spec-aug-start-epoch 2: epoch 1 batches are the plain features (in a DataLoader worker,
+    as in training), epoch 2 batches are masked with the flags' mask sizes."""
+    from icefall_lite.data.datamodule import set_augmentation_epoch
+
+    cuts = AsrDataModule(make_args(tiny_corpus)).load_cuts("tiny", "train").subset(first=4)
+    common = ["--num-workers", "1", "--bucketing-sampler", "false", "--shuffle", "false"]
+    plain_loader = AsrDataModule(make_args(tiny_corpus, *common)).train_dataloaders(cuts, seed=7)
+    flags = common + ["--enable-spec-aug", "true", "--spec-aug-time-warp-factor", "0"]
+    flags += ["--spec-aug-start-epoch", "2", "--spec-aug-num-frame-masks", "0"]
+    flags += ["--spec-aug-num-feature-masks", "1", "--spec-aug-features-mask-size", "3"]
+    loader = AsrDataModule(make_args(tiny_corpus, *flags)).train_dataloaders(cuts, seed=7)
+    plain = _first_batch(plain_loader, 0)
+    set_augmentation_epoch(loader, 1)
+    assert torch.equal(_first_batch(loader, 0)["inputs"], plain["inputs"])
+    set_augmentation_epoch(loader, 2)
+    masked = _first_batch(loader, 0)
+    assert batch_ids(masked) == batch_ids(plain)
+    for a, b in zip(_rows(plain), _rows(masked)):
+        changed_bins = (b != a).any(dim=0)
+        # one frequency mask of at most 3 bins, no time masks (lhotse applies it with p=0.9)
+        assert changed_bins.sum() <= 3
+        assert not (b != a).all(dim=1).any()
+    assert not torch.equal(masked["inputs"], plain["inputs"])
+
+
+@pytest.mark.parametrize(
+    "flag, value", [("--spec-aug-num-feature-masks", "-1"), ("--spec-aug-frames-mask-size", "0")]
+)
+def test_bad_spec_aug_sizes_name_the_flag(tmp_path, flag, value):
+    from icefall_lite.errors import UsageError
+
+    with pytest.raises(UsageError, match=f"{flag} {value}: must be"):
+        AsrDataModule(make_args(tmp_path, flag, value))
