@@ -174,7 +174,14 @@ class _ProcessSeededCutMix(CutMix):
     checkpoints also store and restore it.
     """
 
+    def __init__(self, *args: Any, start_epoch: int = 1, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.start_epoch = start_epoch
+        self.epoch = 1  # set by set_augmentation_epoch, like EpochGatedSpecAugment's
+
     def __call__(self, cuts: CutSet) -> CutSet:
+        if self.epoch < self.start_epoch:
+            return cuts
         self.rng = random.Random(random.getrandbits(64))
         return super().__call__(cuts)
 
@@ -222,8 +229,10 @@ class EpochGatedSpecAugment(SpecAugment):
 
 def set_augmentation_epoch(train_dl: DataLoader, epoch: int) -> None:
     """Tell the epoch-dependent transforms of a training loader which epoch comes next."""
-    for transform in getattr(train_dl.dataset, "input_transforms", []):
-        if isinstance(transform, EpochGatedSpecAugment):
+    dataset = train_dl.dataset
+    transforms = getattr(dataset, "cut_transforms", []) + getattr(dataset, "input_transforms", [])
+    for transform in transforms:
+        if isinstance(transform, (EpochGatedSpecAugment, _ProcessSeededCutMix)):
             transform.epoch = epoch
 
 
@@ -407,6 +416,12 @@ class AsrDataModule:
             help="Mix noise/music cuts (--noise-cuts) into training cuts on the fly.",
         )
         group.add_argument(
+            "--musan-start-epoch",
+            type=int,
+            default=1,
+            help="First epoch with noise mixing (with --enable-musan 1).",
+        )
+        group.add_argument(
             "--noise-cuts",
             type=str,
             default="musan_cuts.jsonl.gz",
@@ -471,7 +486,13 @@ class AsrDataModule:
         if args.enable_musan:
             logging.info(f"Mixing in noise cuts from {args.noise_cuts}")
             transforms.append(
-                _ProcessSeededCutMix(cuts=self.noise_cuts(), p=0.5, snr=(10, 20), preserve_id=True)
+                _ProcessSeededCutMix(
+                    cuts=self.noise_cuts(),
+                    p=0.5,
+                    snr=(10, 20),
+                    preserve_id=True,
+                    start_epoch=args.musan_start_epoch,
+                )
             )
         if args.concatenate_cuts:
             transforms = [

@@ -281,3 +281,22 @@ def test_bad_spec_aug_sizes_name_the_flag(tmp_path, flag, value):
 
     with pytest.raises(UsageError, match=f"{flag} {value}: must be"):
         AsrDataModule(make_args(tmp_path, flag, value))
+
+
+def test_noise_mixing_starts_at_its_epoch(tiny_corpus):
+    """--musan-start-epoch 2: no cut is mixed before epoch 2, some are from then on."""
+    from icefall_lite.data.datamodule import set_augmentation_epoch
+
+    cuts = AsrDataModule(make_args(tiny_corpus)).load_cuts("tiny", "train").subset(first=6)
+    flags = ["--num-workers", "1", "--bucketing-sampler", "false", "--shuffle", "false"]
+    flags += ["--enable-musan", "true", "--noise-cuts", "tiny_cuts_noise.jsonl.gz"]
+    flags += ["--musan-start-epoch", "2", "--return-cuts", "true"]
+    loader = AsrDataModule(make_args(tiny_corpus, *flags)).train_dataloaders(cuts, seed=7)
+
+    def mixed(epoch):
+        set_augmentation_epoch(loader, epoch)
+        loader.sampler.set_epoch(epoch - 1)
+        return [type(c).__name__ == "MixedCut" for b in loader for c in b["supervisions"]["cut"]]
+
+    assert not any(mixed(1))
+    assert any(mixed(2))

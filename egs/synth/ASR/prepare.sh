@@ -41,6 +41,7 @@ num_test_human=0    # 0: all usable Asterisk prompts (~450)
 num_train_kokoro=300 # extra training sentences said by Kokoro-82M (neural voices, ~1 s each to make)
 kokoro_copies=3     # training utterances per Kokoro sentence (one clean, others with sox effects)
 num_train_piper=2000 # extra training utterances said by Piper's en_US-joe-medium (~0.1 s each)
+train_slower_fraction=0 # part of train said slower (rate x0.65-0.9): people speak slower than TTS
 vocab_size=128      # BPE size: small units learn fastest on a short CPU run (RESULTS.md)
 perturb_speed=false # add 0.9/1.1 speed-perturbed copies of train (3x fbank time)
 nemo_manifest=""    # stage 8: your own NeMo manifest (train); relative paths: its folder
@@ -115,7 +116,7 @@ run_stage 1 "test-human (Asterisk prompts)" $python local/prepare_human.py \
 run_stage 2 "text" $python local/make_text.py --seed $seed --num-train $num_train \
   --num-dev $num_dev --num-test-synth $num_test_synth \
   --num-train-kokoro $num_train_kokoro --kokoro-copies $kokoro_copies \
-  --num-train-piper $num_train_piper \
+  --num-train-piper $num_train_piper --train-slower-fraction $train_slower_fraction \
   --human-transcripts data/local/test-human.txt --out-dir data/local
 run_stage 3 "synthesise audio" synth_audio
 run_stage 4 "noise and music" $python local/prepare_noise.py --audio-dir download/noise \

