@@ -32,6 +32,7 @@ from icefall_lite.errors import UsageError
 from icefall_lite.models import add_model_arguments, build_model
 from icefall_lite.models.interface import has_ctc_head, has_transducer
 from icefall_lite.search.decoding import CTC_METHODS, DECODING_METHODS, TRANSDUCER_METHODS
+from icefall_lite.search.transducer_common import check_stateless
 from icefall_lite.utils import AttributeDict, setup_logger, str2bool
 
 __all__ = [
@@ -154,6 +155,11 @@ def check_decoding_arguments(params: Mapping[str, Any], model: nn.Module) -> Non
             f"--decoding-method {method} needs a transducer model (trained with "
             f"--use-transducer 1); for a CTC-only model use {' or '.join(CTC_METHODS)}"
         )
+    if method.startswith("fast_beam_search") and has_transducer(model):
+        try:
+            check_stateless(model, method)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
 
 
 def get_decode_parser(test_sets: Sequence[str], description: str) -> argparse.ArgumentParser:

@@ -101,7 +101,9 @@ class LstmEncoder(nn.Module):
         """Output frames for ``num_frames`` input frames (an int or an (N,) tensor)."""
         return (num_frames // self.frame_stacking) // self.time_reduction
 
-    def get_init_states(self, batch_size: int = 1, device: Optional[torch.device] = None) -> List[Tensor]:
+    def get_init_states(
+        self, batch_size: int = 1, device: Optional[torch.device] = None
+    ) -> List[Tensor]:
         """Zero LSTM states: ``[h_pre, c_pre, h_post, c_post]``, each (layers, N, hidden)."""
         device = device or torch.device("cpu")
         states = []
