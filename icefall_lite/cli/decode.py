@@ -162,9 +162,17 @@ def check_decoding_arguments(params: Mapping[str, Any], model: nn.Module) -> Non
             raise UsageError(str(error)) from None
 
 
-def get_decode_parser(test_sets: Sequence[str], description: str) -> argparse.ArgumentParser:
+def get_decode_parser(
+    test_sets: Sequence[str],
+    description: str,
+    add_model_flags: Callable[[argparse.ArgumentParser], None] = add_model_arguments,
+) -> argparse.ArgumentParser:
     """Every decode.py flag: checkpoint selection, decoding, data, and the model flags (only to
-    check them against the checkpoint; the model is built from the checkpoint's params)."""
+    check them against the checkpoint; the model is built from the checkpoint's params).
+
+    Args:
+      add_model_flags: the model family's flag adder (default: the Zipformer's).
+    """
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
@@ -199,7 +207,7 @@ def get_decode_parser(test_sets: Sequence[str], description: str) -> argparse.Ar
     )
     add_decoding_arguments(parser)
     AsrDataModule.add_arguments(parser)
-    add_model_arguments(parser)
+    add_model_flags(parser)
     return parser
 
 
