@@ -76,14 +76,22 @@ class LstmTransducer(AsrModel):
             use_ctc=use_ctc,
         )
         self.rnnt_loss = rnnt_loss
+        # What the decoding drivers must reproduce outside the model when they normalise the
+        # features themselves (streaming normalisation): see forward_encoder(normalize=False).
+        self.input_normalization = "utterance" if normalize_input else "none"
         if rnnt_loss == "full":
             # The full loss needs no pruning bounds, so no simple-loss heads either.
             self.simple_am_proj = None
             self.simple_lm_proj = None
 
-    def forward_encoder(self, x: Tensor, x_lens: Tensor) -> Tuple[Tensor, Tensor]:
-        """(N, T, F) features, (N,) lengths -> (N, T', C) encoder output, (N,) lengths."""
-        x = self.encoder_embed(x, x_lens)
+    def forward_encoder(
+        self, x: Tensor, x_lens: Tensor, normalize: bool = True
+    ) -> Tuple[Tensor, Tensor]:
+        """(N, T, F) features, (N,) lengths -> (N, T', C) encoder output, (N,) lengths.
+
+        ``normalize=False``: the features are normalised already (streaming normalisation)."""
+        if normalize:
+            x = self.encoder_embed(x, x_lens)
         encoder_out, encoder_out_lens, _ = self.encoder(x, x_lens)
         return encoder_out, encoder_out_lens
 

@@ -37,6 +37,8 @@ class LstmStreamingEncoder(nn.Module):
         self.chunk_size = chunk_size
         self.decode_chunk_len = chunk_size * encoder.subsampling_factor
         self.pad_length = 0
+        # No look-ahead to flush: the stream ends on the chunk its last frame is in.
+        self.tail_padding_frames = 0
         num_states = 2 if encoder.post_rnn is None else 4
         self.state_batch_dims: List[int] = [1] * num_states
 
