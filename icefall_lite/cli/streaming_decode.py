@@ -93,7 +93,9 @@ def run_streaming_decode(
         )
     # Decoding uses one chunk size and left context (the first entries of the flags).
     params.chunk_size = _first(params.chunk_size, "--chunk-size")
-    params.left_context_frames = _first(params.left_context_frames, "--left-context-frames")
+    params.left_context_frames = _first(
+        params.get("left_context_frames", 0), "--left-context-frames"
+    )
     params.res_dir = params.exp_dir / "streaming" / params.decoding_method
     params.suffix = decoding_suffix(params)
     setup_logger(f"{params.res_dir}/log-decode-{params.suffix}")

@@ -13,9 +13,6 @@ from torch import Tensor, nn
 
 __all__ = ["LstmDecoder"]
 
-# The state of a batch of histories: (h, c), each (num_layers, B, hidden).
-LstmState = Tuple[Tensor, Tensor]
-
 
 class LstmDecoder(nn.Module):
     """Embedding -> LSTM layers; blank doubles as the start symbol (its embedding is zero).
@@ -28,10 +25,8 @@ class LstmDecoder(nn.Module):
       dropout: on the embedding and between layers.
 
     ``context_size`` is 1: a search feeds the last token of a history, the rest of the history
-    is in the state.
+    is in the state: ``(h, c)``, each (num_layers, B, decoder_dim).
     """
-
-    is_stateful = True
 
     def __init__(
         self,
@@ -49,6 +44,9 @@ class LstmDecoder(nn.Module):
             )
         if not 0 <= blank_id < vocab_size:
             raise ValueError(f"LstmDecoder: blank_id {blank_id} is outside [0, {vocab_size})")
+        # Searches keep this decoder's state in their hypotheses (an instance attribute, so a
+        # TorchScript export keeps it too).
+        self.is_stateful = True
         self.vocab_size = vocab_size
         self.decoder_dim = decoder_dim
         self.blank_id = blank_id
@@ -82,12 +80,18 @@ class LstmDecoder(nn.Module):
         out, _ = self.rnn(self._embed(y))
         return out
 
-    def init_state(self, batch_size: int, device: Optional[torch.device] = None) -> LstmState:
+    @torch.jit.export
+    def init_state(
+        self, batch_size: int, device: torch.device = torch.device("cpu")
+    ) -> Tuple[Tensor, Tensor]:
         """The zero state (before the start symbol)."""
         shape = (self.num_layers, batch_size, self.decoder_dim)
         return torch.zeros(shape, device=device), torch.zeros(shape, device=device)
 
-    def step(self, tokens: Tensor, state: Optional[LstmState]) -> Tuple[Tensor, LstmState]:
+    @torch.jit.export
+    def step(
+        self, tokens: Tensor, state: Optional[Tuple[Tensor, Tensor]]
+    ) -> Tuple[Tensor, Tuple[Tensor, Tensor]]:
         """Feed one token per history.
 
         Args:

@@ -62,18 +62,19 @@ class LstmEncoder(nn.Module):
             ("feature_dim", feature_dim),
             ("hidden_dim", hidden_dim),
             ("num_pre_layers", num_pre_layers),
+            ("num_post_layers", num_post_layers),
             ("frame_stacking", frame_stacking),
             ("time_reduction", time_reduction),
         ):
             if value < 1:
                 raise ValueError(f"LstmEncoder: {name} must be >= 1, got {value}")
-        if num_post_layers < 0:
-            raise ValueError(f"LstmEncoder: num_post_layers must be >= 0, got {num_post_layers}")
         self.feature_dim = feature_dim
         self.hidden_dim = hidden_dim
         self.frame_stacking = frame_stacking
         self.time_reduction = time_reduction
         self.output_dim = hidden_dim
+        self.num_pre_layers = num_pre_layers
+        self.num_post_layers = num_post_layers
         self.pre_rnn = nn.LSTM(
             frame_stacking * feature_dim,
             hidden_dim,
@@ -81,15 +82,13 @@ class LstmEncoder(nn.Module):
             dropout=dropout if num_pre_layers > 1 else 0.0,
             batch_first=True,
         )
-        self.post_rnn = None
-        if num_post_layers > 0:
-            self.post_rnn = nn.LSTM(
-                time_reduction * hidden_dim,
-                hidden_dim,
-                num_layers=num_post_layers,
-                dropout=dropout if num_post_layers > 1 else 0.0,
-                batch_first=True,
-            )
+        self.post_rnn = nn.LSTM(
+            time_reduction * hidden_dim,
+            hidden_dim,
+            num_layers=num_post_layers,
+            dropout=dropout if num_post_layers > 1 else 0.0,
+            batch_first=True,
+        )
         self.dropout = nn.Dropout(dropout)
 
     @property
@@ -102,17 +101,17 @@ class LstmEncoder(nn.Module):
         return (num_frames // self.frame_stacking) // self.time_reduction
 
     def get_init_states(
-        self, batch_size: int = 1, device: Optional[torch.device] = None
+        self, batch_size: int = 1, device: torch.device = torch.device("cpu")
     ) -> List[Tensor]:
         """Zero LSTM states: ``[h_pre, c_pre, h_post, c_post]``, each (layers, N, hidden)."""
-        device = device or torch.device("cpu")
-        states = []
-        for rnn in (self.pre_rnn, self.post_rnn):
-            if rnn is None:
-                continue
-            shape = (rnn.num_layers, batch_size, rnn.hidden_size)
-            states += [torch.zeros(shape, device=device), torch.zeros(shape, device=device)]
-        return states
+        pre = (self.num_pre_layers, batch_size, self.hidden_dim)
+        post = (self.num_post_layers, batch_size, self.hidden_dim)
+        return [
+            torch.zeros(pre, device=device),
+            torch.zeros(pre, device=device),
+            torch.zeros(post, device=device),
+            torch.zeros(post, device=device),
+        ]
 
     def forward(
         self, x: Tensor, x_lens: Tensor, states: Optional[List[Tensor]] = None
@@ -129,19 +128,16 @@ class LstmEncoder(nn.Module):
         if states is None:
             states = self.get_init_states(x.size(0), x.device)
         x, x_lens = stack_frames(x, x_lens, self.frame_stacking)
-        x, h_pre, c_pre = _run_lstm(self.pre_rnn, x, states[0], states[1])
-        new_states = [h_pre, c_pre]
+        h_pre, c_pre = states[0], states[1]
+        # torch's LSTM rejects T = 0 (an utterance too short for one frame): state unchanged.
+        if x.size(1) > 0:
+            x, (h_pre, c_pre) = self.pre_rnn(x, (h_pre, c_pre))
+        else:
+            x = x.new_zeros((x.size(0), 0, self.hidden_dim))
         x, x_lens = stack_frames(self.dropout(x), x_lens, self.time_reduction)
-        if self.post_rnn is not None:
-            x, h_post, c_post = _run_lstm(self.post_rnn, x, states[2], states[3])
-            new_states += [h_post, c_post]
-        return self.dropout(x), x_lens, new_states
-
-
-def _run_lstm(rnn: nn.LSTM, x: Tensor, h: Tensor, c: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-    """``rnn`` over (N, T, C) from state (h, c); an input of no frames (a too-short utterance)
-    leaves the state as it is (torch's LSTM rejects T = 0)."""
-    if x.size(1) == 0:
-        return x.new_zeros((x.size(0), 0, rnn.hidden_size)), h, c
-    out, (h, c) = rnn(x, (h, c))
-    return out, h, c
+        h_post, c_post = states[2], states[3]
+        if x.size(1) > 0:
+            x, (h_post, c_post) = self.post_rnn(x, (h_post, c_post))
+        else:
+            x = x.new_zeros((x.size(0), 0, self.hidden_dim))
+        return self.dropout(x), x_lens, [h_pre, c_pre, h_post, c_post]

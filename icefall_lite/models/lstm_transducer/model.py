@@ -25,6 +25,7 @@ from icefall_lite.utils import AttributeDict, str2bool
 __all__ = [
     "ARCH_KEYS",
     "LstmTransducer",
+    "add_lstm_chunk_arguments",
     "add_lstm_transducer_arguments",
     "build_lstm_transducer_model",
     "check_lstm_transducer_arguments",
@@ -79,6 +80,8 @@ class LstmTransducer(AsrModel):
         # What the decoding drivers must reproduce outside the model when they normalise the
         # features themselves (streaming normalisation): see forward_encoder(normalize=False).
         self.input_normalization = "utterance" if normalize_input else "none"
+        # Causal by construction: one model decodes offline and chunk by chunk.
+        self.causal = True
         if rnnt_loss == "full":
             # The full loss needs no pruning bounds, so no simple-loss heads either.
             self.simple_am_proj = None
@@ -189,6 +192,20 @@ def add_lstm_transducer_arguments(parser: argparse.ArgumentParser) -> None:
     add_transducer_loss_arguments(parser)
 
 
+def add_lstm_chunk_arguments(parser: argparse.ArgumentParser, chunk_size: int = -1) -> None:
+    """``--chunk-size`` of the decoding and export scripts, in encoder frames (60 ms with the
+    default stacking and reduction); not an architecture flag: any chunk size decodes any
+    model."""
+    parser.add_argument(
+        "--chunk-size",
+        type=int,
+        default=chunk_size,
+        help="Encoder frames per chunk for chunk-wise decoding and the streaming exports; "
+        "decode.py: > 0 decodes whole utterances padded exactly as chunk-wise decoding pads "
+        "them (simulated streaming), -1 as they are.",
+    )
+
+
 def resolve_lstm_params(params: AttributeDict) -> AttributeDict:
     """Fill unset architecture keys from ``--lstm-preset`` (in place) and return ``params``."""
     preset = params.get("lstm_preset", "cpu")
@@ -204,9 +221,8 @@ def check_lstm_transducer_arguments(params: AttributeDict) -> None:
     """A one-line ``ValueError`` naming the bad flag."""
     resolve_lstm_params(params)
     for key in ARCH_KEYS:
-        minimum = 0 if key == "num_post_layers" else 1
-        if params[key] < minimum:
-            raise ValueError(f"--{key.replace('_', '-')} must be >= {minimum}, got {params[key]}")
+        if params[key] < 1:
+            raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {params[key]}")
     if not 0.0 <= params.get("lstm_dropout", 0.1) < 1.0:
         raise ValueError(f"--lstm-dropout must be in [0, 1), got {params.lstm_dropout}")
     if params.get("rnnt_loss", "pruned") not in RNNT_LOSSES:

@@ -39,11 +39,13 @@ class LstmStreamingEncoder(nn.Module):
         self.pad_length = 0
         # No look-ahead to flush: the stream ends on the chunk its last frame is in.
         self.tail_padding_frames = 0
-        num_states = 2 if encoder.post_rnn is None else 4
-        self.state_batch_dims: List[int] = [1] * num_states
+        self.state_batch_dims: List[int] = [1, 1, 1, 1]
 
-    def get_init_states(self, batch_size: int = 1, device: torch.device = None) -> List[Tensor]:
-        return self.encoder.get_init_states(batch_size, device or torch.device("cpu"))
+    @torch.jit.export
+    def get_init_states(
+        self, batch_size: int = 1, device: torch.device = torch.device("cpu")
+    ) -> List[Tensor]:
+        return self.encoder.get_init_states(batch_size, device)
 
     def forward(
         self, x: Tensor, x_lens: Tensor, states: List[Tensor]
