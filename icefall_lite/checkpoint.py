@@ -273,7 +273,8 @@ def stored_params(checkpoint: Dict[str, Any]) -> Dict[str, Any]:
     Checkpoints written before ``--encoder-embed-channels`` existed used 128 front-end
     channels for every preset; that is filled in so they keep loading.
     """
-    params = {k: v for k, v in checkpoint.items() if k not in _COMPONENT_KEYS}
+    # The EMA weights (training/ema.py) are a model, not a setting.
+    params = {k: v for k, v in checkpoint.items() if k not in _COMPONENT_KEYS + ("ema_state",)}
     if "model_size" in params and "encoder_embed_channels" not in params:
         params["encoder_embed_channels"] = 128
     return params
@@ -682,11 +683,21 @@ def load_checkpoint_files(
     files: Sequence[Pathlike],
     use_averaged_model: bool,
     device: Union[str, torch.device] = "cpu",
+    use_ema: bool = False,
 ) -> None:
     """Load into ``model`` (strictly) the weights of already resolved files (oldest first, from
-    :func:`resolve_epoch_checkpoints` / :func:`resolve_iter_checkpoints`): the window between
-    the two running averages with ``use_averaged_model``, else the mean of the files."""
-    if use_averaged_model:
+    :func:`resolve_epoch_checkpoints` / :func:`resolve_iter_checkpoints`): the newest file's
+    EMA weights with ``use_ema``, the window between the two running averages with
+    ``use_averaged_model``, else the mean of the files."""
+    if use_ema:
+        checkpoint = read_checkpoint(files[-1], device)
+        if "ema_state" not in checkpoint:
+            raise CheckpointError(
+                f"{files[-1]}: no EMA weights (trained without --ema); drop --use-ema"
+            )
+        state = checkpoint["ema_state"]["model"]
+        logging.info(f"Loaded the EMA weights of {files[-1]}")
+    elif use_averaged_model:
         state = average_checkpoints_with_averaged_model(files[0], files[1], device)
         logging.info(f"Averaged the window ({files[0]}, {files[1]}] of the running average")
     elif len(files) == 1:
@@ -725,4 +736,11 @@ def add_model_averaging_arguments(parser: Any) -> None:
         default=True,
         help="Average over the window from the running averages stored in the checkpoints "
         "(needs epoch-(epoch-avg).pt); if false, average --avg checkpoint files.",
+    )
+    parser.add_argument(
+        "--use-ema",
+        type=str2bool,
+        default=False,
+        help="Use the EMA weights stored in the --epoch/--iter checkpoint (trained with --ema) "
+        "instead of averaging.",
     )

@@ -427,3 +427,57 @@ def get_parameter_groups_with_lrs(
         else:
             groups.append({"params": [p for _, p in pairs], "lr": group_lr})
     return groups
+
+
+class WarmupHoldDecay(LRScheduler):
+    """Linear warm-up, hold, then exponential decay (the schedule of Myrtle.ai's RNN-T scripts):
+
+    * steps ``[0, warmup_steps)``: ``min_lr + (base_lr - min_lr) * step / warmup_steps``;
+    * steps ``[warmup_steps, warmup_steps + hold_steps)``: ``base_lr``;
+    * after: ``base_lr * 0.5 ** ((step - warmup_steps - hold_steps) / half_life_steps)``,
+      never below ``min_lr``.
+
+    ``step`` is the number of optimizer steps taken (the training loop's ``batch_idx_train``);
+    epochs do not enter. Each parameter group keeps its own ``base_lr`` (e.g. the joint
+    network's, scaled by ``--joint-net-lr-factor``); ``min_lr`` is scaled with it.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        warmup_steps: int,
+        hold_steps: int,
+        half_life_steps: float,
+        min_lr: float = 0.0,
+        verbose: bool = False,
+    ) -> None:
+        if warmup_steps < 0 or hold_steps < 0:
+            raise ValueError(
+                f"--warmup-steps {warmup_steps} and --hold-steps {hold_steps} must be >= 0"
+            )
+        if half_life_steps <= 0:
+            raise ValueError(f"--half-life-steps must be positive, got {half_life_steps}")
+        if min_lr < 0:
+            raise ValueError(f"--min-lr must be non-negative, got {min_lr}")
+        super().__init__(optimizer, verbose)
+        self.warmup_steps = warmup_steps
+        self.hold_steps = hold_steps
+        self.half_life_steps = half_life_steps
+        self.top = max(self.base_lrs) if self.base_lrs else 1.0
+        self.min_lr = min_lr
+        self._set_lrs()
+
+    def factor(self, step: int) -> float:
+        """The learning rate at ``step`` relative to ``base_lr`` (for ``min_lr`` relative to
+        the largest group's base_lr)."""
+        floor = self.min_lr / self.top if self.top > 0 else 0.0
+        if step < self.warmup_steps:
+            return floor + (1.0 - floor) * step / self.warmup_steps
+        decay_steps = step - self.warmup_steps - self.hold_steps
+        if decay_steps <= 0:
+            return 1.0
+        return max(floor, 0.5 ** (decay_steps / self.half_life_steps))
+
+    def get_lr(self) -> List[float]:
+        factor = self.factor(self.batch)
+        return [base * factor for base in self.base_lrs]

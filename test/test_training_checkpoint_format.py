@@ -70,12 +70,23 @@ def test_a_checkpoint_of_the_old_code_resumes(tmp_path):
     new = read_checkpoint(tmp_path / "checkpoint-4.pt")
     # Resuming sets the training clock's train_seconds_before_run (run() sets it in any case);
     # --init-from-allow-missing is a flag added since (issue #18), and --cuts-prefix and
-    # --shar-dir are data flags added since (issue #17), stored like every flag.
+    # --shar-dir are data flags added since (issue #17), stored like every flag, and so are
+    # the reference RNN-T training controls (issue #14).
     assert set(new) == set(old) | {
         "train_seconds_before_run",
         "init_from_allow_missing",
         "cuts_prefix",
         "shar_dir",
+        "global_batch_size",
+        "optim",
+        "weight_decay",
+        "lr_schedule",
+        "warmup_steps",
+        "hold_steps",
+        "half_life_steps",
+        "min_lr",
+        "joint_net_lr_factor",
+        "ema",
     }
     assert set(new["model"]) == set(old["model"]) and set(new["model_avg"]) == set(old["model_avg"])
     for key in ("rng_states", "regulariser_states"):

@@ -28,6 +28,12 @@
 #                against training minutes and the losses against steps into <exp-dir>/progress.png
 #   7 results    the table "method | test set | WER" from every wer-summary-*.txt in <exp-dir>,
 #                the training wall time, and where the plot is
+#   8 lstm       the LSTM transducer recipe (egs/synth/ASR/lstm_transducer): train.py
+#                (lstm_transducer/exp), dump_mel_stats.py, decode.py greedy_search and
+#                beam_search --beam-size 4 with the EMA weights of the newest epoch,
+#                streaming_decode.py --chunk-size 8 greedy_search with per-utterance and with
+#                streaming normalisation, export.py --jit 1 and export-onnx.py, then its WER
+#                table; skipped with a note when the recipe is missing
 #
 # Options:
 #   --stage N / --stop-stage N   first / last stage to run (default 0 / 7)
@@ -39,8 +45,10 @@
 #   --world-size N               training processes (default 1)
 #   --max-duration S             seconds of audio per batch (default: the recipe's own default)
 #   --exp-dir DIR                experiment folder, relative to egs/synth/ASR (default zipformer/exp)
+#   --lstm-epochs N              epochs of the stage-8 LSTM transducer (default: its train.py's)
 # Environment: VENV (default <repo>/.venv); SETUP_ARGS, PREPARE_ARGS, TRAIN_ARGS, DECODE_ARGS,
-# STREAMING_ARGS, EXPORT_ARGS (export.py and export-onnx.py) add options to the matching stage.
+# STREAMING_ARGS, EXPORT_ARGS (export.py and export-onnx.py), LSTM_TRAIN_ARGS add options to the
+# matching stage.
 #
 # A stage whose script does not exist yet is reported ("stage N not available yet: <path> missing")
 # and skipped; a stage that exists and fails stops the job with a non-zero exit code.
@@ -53,7 +61,10 @@ VENV="${VENV:-$REPO_ROOT/.venv}"
 export VENV
 
 stage=0
-stop_stage=7
+stop_stage=8
+lstm_epochs=""
+lstm_exp_dir="lstm_transducer/exp"
+lstm_chunk=8
 # WER-vs-training-time curve (stage 6): cuts per test set.
 curve_utts=100
 num_epochs=""
@@ -103,6 +114,12 @@ while [[ $# -gt 0 ]]; do
     --exp-dir)
       need_value "$@"
       exp_dir=$2
+      shift
+      ;;
+    --lstm-epochs)
+      need_value "$@"
+      need_int "$1" "$2"
+      lstm_epochs=$2
       shift
       ;;
     -h | --help)
@@ -174,10 +191,10 @@ join_notes() {
   echo "$out"
 }
 
-# Latest epoch-N.pt in the experiment folder, empty when none.
+# Latest epoch-N.pt in the experiment folder (or in the folder given), empty when none.
 latest_epoch() {
-  local f n best=""
-  for f in "$RECIPE/$exp_dir"/epoch-*.pt; do
+  local f n best="" dir="${1:-$exp_dir}"
+  for f in "$RECIPE/$dir"/epoch-*.pt; do
     [[ -e "$f" ]] || continue
     n="${f##*/epoch-}"
     n="${n%.pt}"
@@ -489,6 +506,44 @@ do_results() {
   return 0
 }
 
+# The LSTM transducer recipe end to end (stage 8): train, decode with the EMA weights of the
+# newest epoch, chunk-wise streaming with both normalisations, export, its WER table.
+do_lstm() {
+  local script="$RECIPE/lstm_transducer/train.py"
+  [[ -f "$script" ]] || {
+    missing "$script"
+    return 0
+  }
+  local train_args=(--world-size "$world_size")
+  [[ -n "$lstm_epochs" ]] && train_args+=(--num-epochs "$lstm_epochs")
+  # shellcheck disable=SC2086
+  in_recipe python3 ./lstm_transducer/train.py "${train_args[@]}" ${LSTM_TRAIN_ARGS:-}
+  local e
+  e="$(latest_epoch "$lstm_exp_dir")"
+  if [[ -z "$e" ]]; then
+    echo "stage $current: no epoch-*.pt in egs/synth/ASR/$lstm_exp_dir after training" >&2
+    return 1
+  fi
+  in_recipe python3 ./lstm_transducer/dump_mel_stats.py --max-cuts 1500
+  local sel=(--epoch "$e" --avg 1 --use-averaged-model 0 --use-ema 1)
+  in_recipe python3 ./lstm_transducer/decode.py "${sel[@]}" --decoding-method greedy_search
+  in_recipe python3 ./lstm_transducer/decode.py "${sel[@]}" --decoding-method beam_search \
+    --beam-size 4
+  in_recipe python3 ./lstm_transducer/streaming_decode.py "${sel[@]}" --chunk-size "$lstm_chunk" \
+    --decoding-method greedy_search
+  in_recipe python3 ./lstm_transducer/streaming_decode.py "${sel[@]}" --chunk-size "$lstm_chunk" \
+    --decoding-method greedy_search --stream-norm 1
+  in_recipe python3 ./lstm_transducer/export.py "${sel[@]}" --chunk-size "$lstm_chunk" --jit 1
+  in_recipe python3 ./lstm_transducer/export-onnx.py "${sel[@]}" --chunk-size "$lstm_chunk"
+  local files=() f exp="$RECIPE/$lstm_exp_dir"
+  mapfile -t files < <(find "$exp" -name 'wer-summary-*.txt' -type f | LC_ALL=C sort)
+  echo "WER (%) from egs/synth/ASR/$lstm_exp_dir/**/wer-summary-*.txt:"
+  for f in "${files[@]}"; do
+    echo "  $(wer_row "$f" "$exp" | tr '|' '\t')"
+  done
+  stage_note="epoch $e (EMA), ${#files[@]} WER result(s), jit + onnx"
+}
+
 trap on_error ERR
 set -o errtrace
 
@@ -510,6 +565,7 @@ run_stage 4 streaming do_streaming
 run_stage 5 export do_export
 run_stage 6 curve do_curve
 run_stage 7 results do_results
+run_stage 8 lstm do_lstm
 trap - ERR
 
 echo ""

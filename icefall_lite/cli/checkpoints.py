@@ -26,11 +26,11 @@ from icefall_lite.checkpoint import (
     stored_params,
 )
 from icefall_lite.errors import UsageError
-from icefall_lite.models import add_model_arguments
+from icefall_lite.models import add_model_arguments, registry
 from icefall_lite.utils import AttributeDict
 
 # Params a model needs that are not command-line flags of the model (they come from the data).
-MODEL_DATA_KEYS = ("vocab_size", "blank_id", "feature_dim")
+MODEL_DATA_KEYS = ("vocab_size", "blank_id", "feature_dim", "model_family")
 # Taken from the checkpoint unless given on the command line, where they may differ: the
 # chunk size and left context a causal model is decoded with, and where its BPE model lives.
 OVERRIDABLE_KEYS = ("chunk_size", "left_context_frames", "bpe_model")
@@ -155,8 +155,18 @@ def inference_params() -> AttributeDict:
 
 
 def model_flag_names() -> List[str]:
-    """``dest`` names of the model and encoder flags (those checked against checkpoints)."""
-    return add_tracked_arguments(argparse.ArgumentParser(), add_model_arguments)
+    """``dest`` names of every model family's flags (those checked against and taken from
+    checkpoints; a checkpoint holds its own family's)."""
+    adders = [add_model_arguments]
+    for name in registry.model_families():
+        add = registry.get_model_family(name).add_arguments
+        if add is not None and add not in adders:
+            adders.append(add)
+    names: List[str] = []
+    for add in adders:
+        parser = argparse.ArgumentParser(conflict_handler="resolve")
+        names += [n for n in add_tracked_arguments(parser, add) if n not in names]
+    return names
 
 
 def build_averaged_model(
@@ -175,7 +185,13 @@ def build_averaged_model(
     """
     model = build_model(params)
     files = list(files) if files is not None else checkpoint_files(params)
-    load_checkpoint_files(model, files, params["use_averaged_model"], device="cpu")
+    load_checkpoint_files(
+        model,
+        files,
+        params["use_averaged_model"],
+        device="cpu",
+        use_ema=bool(params.get("use_ema", False)),
+    )
     num_params = sum(p.numel() for p in model.parameters())
     logging.info(f"Loaded {files} ({num_params / 1e6:.2f}M parameters)")
     return model.to(device).eval()

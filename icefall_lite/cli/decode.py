@@ -32,10 +32,14 @@ from icefall_lite.errors import UsageError
 from icefall_lite.models import add_model_arguments, build_model
 from icefall_lite.models.interface import has_ctc_head, has_transducer
 from icefall_lite.search.decoding import CTC_METHODS, DECODING_METHODS, TRANSDUCER_METHODS
+from icefall_lite.search.transducer_common import check_stateless
+from icefall_lite.streaming.normalization import FeatureNorm, StreamingNormalizer, load_mel_stats
 from icefall_lite.utils import AttributeDict, setup_logger, str2bool
 
 __all__ = [
     "add_decoding_arguments",
+    "add_stream_norm_arguments",
+    "feature_norm_for",
     "check_data_flags",
     "check_decoding_arguments",
     "check_search_flags",
@@ -111,6 +115,61 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_stream_norm_arguments(parser: argparse.ArgumentParser) -> None:
+    """Streaming normalisation flags, for models trained on per-utterance normalised features
+    (the LSTM transducer)."""
+    group = parser.add_argument_group("streaming normalisation")
+    group.add_argument(
+        "--stream-norm",
+        type=str2bool,
+        default=False,
+        help="Normalise features with running per-bin statistics, frame by frame, instead of "
+        "over each whole utterance (models trained with per-utterance normalisation).",
+    )
+    group.add_argument(
+        "--stream-norm-stats",
+        type=Path,
+        default=Path("data/fbank/mel_stats.pt"),
+        help="The training data's per-bin mean and variance the running statistics start from "
+        "(./lstm_transducer/dump_mel_stats.py writes it).",
+    )
+    group.add_argument(
+        "--stream-norm-alpha",
+        type=float,
+        default=0.001,
+        help="Weight of each new frame in the running statistics.",
+    )
+    group.add_argument(
+        "--reset-stream-stats",
+        type=str2bool,
+        default=True,
+        help="Start every utterance from the training statistics (as a new inference-server "
+        "channel does); 0: continue from the previous utterance's (in the order utterances "
+        "finish; sequential with --num-decode-streams 1 or --max-duration of one utterance).",
+    )
+
+
+def feature_norm_for(params: Mapping[str, Any], model: nn.Module) -> Optional[FeatureNorm]:
+    """The normalisation the decoding drivers apply outside the model (None: the model
+    normalises its own input, or needs none); a one-line error for --stream-norm with a model
+    that was not trained on normalised features."""
+    if getattr(model, "input_normalization", "none") != "utterance":
+        if params.get("stream_norm"):
+            raise UsageError(
+                "--stream-norm 1: this model does not normalise its input features (only "
+                "models trained on per-utterance normalised features, e.g. lstm_transducer)"
+            )
+        return None
+    if not params.get("stream_norm"):
+        return FeatureNorm(None)
+    mean, var = load_mel_stats(params["stream_norm_stats"])
+    try:
+        stats = StreamingNormalizer(mean, var, alpha=params["stream_norm_alpha"])
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return FeatureNorm(stats, reset=params.get("reset_stream_stats", True))
+
+
 def check_search_flags(params: Mapping[str, Any]) -> None:
     """One-line errors (UsageError) for search settings no model can use: an unknown method,
     a beam size, context or path count below 1, a beam or n-best scale not above 0."""
@@ -154,11 +213,24 @@ def check_decoding_arguments(params: Mapping[str, Any], model: nn.Module) -> Non
             f"--decoding-method {method} needs a transducer model (trained with "
             f"--use-transducer 1); for a CTC-only model use {' or '.join(CTC_METHODS)}"
         )
+    if method.startswith("fast_beam_search") and has_transducer(model):
+        try:
+            check_stateless(model, method)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
 
 
-def get_decode_parser(test_sets: Sequence[str], description: str) -> argparse.ArgumentParser:
+def get_decode_parser(
+    test_sets: Sequence[str],
+    description: str,
+    add_model_flags: Callable[[argparse.ArgumentParser], None] = add_model_arguments,
+) -> argparse.ArgumentParser:
     """Every decode.py flag: checkpoint selection, decoding, data, and the model flags (only to
-    check them against the checkpoint; the model is built from the checkpoint's params)."""
+    check them against the checkpoint; the model is built from the checkpoint's params).
+
+    Args:
+      add_model_flags: the model family's flag adder (default: the Zipformer's).
+    """
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
@@ -192,8 +264,9 @@ def get_decode_parser(test_sets: Sequence[str], description: str) -> argparse.Ar
         help="torch CPU threads for decoding (0: torch's default).",
     )
     add_decoding_arguments(parser)
+    add_stream_norm_arguments(parser)
     AsrDataModule.add_arguments(parser)
-    add_model_arguments(parser)
+    add_model_flags(parser)
     return parser
 
 
@@ -254,6 +327,10 @@ def run_decode(
     logging.info(f"Device: {device}")
     model = build_averaged_model(params, build_model, device, files)
     check_decoding_arguments(params, model)
+    feature_norm = feature_norm_for(params, model)
+    if params.stream_norm and feature_norm is not None:
+        logging.info(f"Streaming normalisation from {params.stream_norm_stats}")
+    params.feature_norm = feature_norm
 
     sp = load_bpe_model(params.bpe_model)
     if sp.get_piece_size() != params.vocab_size:

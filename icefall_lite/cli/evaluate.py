@@ -29,7 +29,12 @@ from icefall_lite.scoring import store_transcripts, write_error_stats, write_wer
 from icefall_lite.search.decoding import search
 from icefall_lite.search.hypothesis import DecodingResult
 from icefall_lite.search.transducer_common import model_device
-from icefall_lite.streaming.stream import LOG_EPS, TAIL_PADDING_FRAMES, simulated_streaming_input
+from icefall_lite.streaming.stream import (
+    LOG_EPS,
+    TAIL_PADDING_FRAMES,
+    pad_to_chunks,
+    simulated_streaming_input,
+)
 
 # Seconds per fbank frame, for the audio duration when batches carry no cuts.
 FRAME_SHIFT = 0.01
@@ -58,12 +63,23 @@ def decoding_suffix(params: Mapping[str, Any]) -> str:
     elif "beam_search" in method:
         suffix += f"__{method}__beam-size-{params['beam_size']}"
     elif method == "greedy_search":
-        suffix += f"_context-{params['context_size']}"
+        suffix += f"_context-{params.get('context_size', 1)}"
         suffix += f"_max-sym-per-frame-{params['max_sym_per_frame']}"
     else:
         suffix += f"__{method}"
-    if params.get("use_averaged_model"):
+    if params.get("use_averaged_model") and not params.get("use_ema"):
         suffix += "_use-averaged-model"
+    if params.get("use_ema"):
+        suffix += "_use-ema"
+    if (
+        params.get("model_family") == "lstm_transducer"
+        and int(str(params.get("chunk_size", -1)).split(",")[0]) > 0
+        and not params.get("causal")
+    ):
+        suffix += f"_chunk-{str(params['chunk_size']).split(',')[0]}"
+    if params.get("stream_norm"):
+        suffix += f"_stream-norm-alpha-{params['stream_norm_alpha']}"
+        suffix += "-reset" if params.get("reset_stream_stats") else "-carry"
     return suffix
 
 
@@ -107,6 +123,23 @@ def encode_batch(
     features = batch["inputs"].to(device)
     feature_lens = batch["supervisions"]["num_frames"].to(device)
     chunk_size = int(str(params.get("chunk_size", -1)).split(",")[0])
+    feature_norm = params.get("feature_norm")
+    if feature_norm is not None:
+        # The driver normalises (streaming normalisation, or over each whole utterance) as the
+        # chunk-wise decoder does; with a chunk size, padded to whole chunks as it pads.
+        rows = [feature_norm.whole(features[i, :n]) for i, n in enumerate(feature_lens.tolist())]
+        features = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True, padding_value=0.0)
+        if chunk_size > 0:
+            encoder = model.streaming_encoder(chunk_size)
+            features, feature_lens = pad_to_chunks(
+                features,
+                feature_lens,
+                encoder.decode_chunk_len,
+                encoder.pad_length,
+                getattr(encoder, "tail_padding_frames", TAIL_PADDING_FRAMES),
+                pad_value=feature_norm.pad_value,
+            )
+        return model.forward_encoder(features, feature_lens, normalize=False)
     if params.get("causal") and chunk_size > 0:
         # Simulated streaming: pad and mask exactly as chunk-wise streaming_decode.py does, so
         # both compute the same encoder frames (test/recipes/test_streaming_decode_synth.py).

@@ -14,7 +14,7 @@ architecture from the checkpoint's params), then write into ``--exp-dir``:
 import argparse
 import logging
 from pathlib import Path
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Callable, Dict, Mapping, Sequence
 
 from icefall_lite.checkpoint import add_model_averaging_arguments, save_checkpoint
 from icefall_lite.cli.checkpoints import (
@@ -44,8 +44,13 @@ from icefall_lite.utils import AttributeDict, atomic_open, setup_logger, str2boo
 __all__ = ["get_export_parser", "run_export", "run_export_onnx", "model_tag"]
 
 
-def get_export_parser(description: str, onnx: bool = False) -> argparse.ArgumentParser:
-    """Flags of export.py (``onnx=False``) or export-onnx.py."""
+def get_export_parser(
+    description: str,
+    onnx: bool = False,
+    add_model_flags: Callable[[argparse.ArgumentParser], None] = add_model_arguments,
+) -> argparse.ArgumentParser:
+    """Flags of export.py (``onnx=False``) or export-onnx.py; ``add_model_flags``: the model
+    family's flags (default: the Zipformer's)."""
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
@@ -65,7 +70,7 @@ def get_export_parser(description: str, onnx: bool = False) -> argparse.Argument
             default=False,
             help="Also write a torch.jit.script model (jit_script*.pt).",
         )
-    add_model_arguments(parser)
+    add_model_flags(parser)
     return parser
 
 
@@ -83,7 +88,7 @@ def _load(parser: argparse.ArgumentParser, argv: Sequence[str], defaults, log_na
     params.update(vars(args))
     params.exp_dir = Path(params.exp_dir)
     files = resolve_model_params(params, model_flag_names(), explicit)
-    if params.get("causal"):
+    if params.get("causal") and params.get("model_family", "zipformer") == "zipformer":
         params.chunk_size = parse_int_list(params.chunk_size, "--chunk-size")[0]
         params.left_context_frames = parse_int_list(
             params.left_context_frames, "--left-context-frames"
@@ -106,7 +111,8 @@ def run_export(
     save_checkpoint(filename, model, params=dict(params))
     written["pretrained"] = filename
     if params.jit:
-        causal = bool(params.get("causal"))
+        # A family causal by construction (the LSTM transducer) exports its chunk-wise model.
+        causal = bool(params.get("causal") or getattr(model, "causal", False))
         jit_file = params.exp_dir / jit_script_filename(
             causal, params.get("chunk_size", 0), params.get("left_context_frames", 0)
         )
@@ -130,6 +136,8 @@ def run_export_onnx(
     if not tokens.is_file():
         raise FileNotFoundError(f"--tokens {tokens}: no such file (made by prepare.sh)")
     tag = model_tag(params)
+    if params.get("model_family") == "lstm_transducer":
+        return _export_lstm_onnx(params, model, tokens, tag)
     causal = bool(params.get("causal"))
     encoder_tag = tag
     if causal:
@@ -160,6 +168,29 @@ def run_export_onnx(
     )
     joiner_dim = model.joiner.output_linear.in_features
     export_joiner_onnx(model.joiner, files["joiner"], joiner_meta_data(joiner_dim), opset)
+    return _quantize_and_copy_tokens(params, files, tokens)
+
+
+def _export_lstm_onnx(params: AttributeDict, model: Any, tokens: Path, tag: str) -> Dict[str, Path]:
+    """The LSTM transducer's streaming encoder (``--chunk-size`` encoder frames), recurrent
+    decoder and joiner (see :mod:`icefall_lite.export.lstm_onnx`)."""
+    from icefall_lite.export.lstm_onnx import export_lstm_transducer_onnx
+
+    chunk = int(params.chunk_size)
+    out = params.exp_dir
+    files = {
+        "encoder": out / f"encoder-{tag}-chunk-{chunk}.onnx",
+        "decoder": out / f"decoder-{tag}.onnx",
+        "joiner": out / f"joiner-{tag}.onnx",
+    }
+    export_lstm_transducer_onnx(model, files, chunk, params.opset_version)
+    return _quantize_and_copy_tokens(params, files, tokens)
+
+
+def _quantize_and_copy_tokens(
+    params: AttributeDict, files: Dict[str, Path], tokens: Path
+) -> Dict[str, Path]:
+    out = params.exp_dir
     written = dict(files)
     for kind, op_types in (
         ("encoder", ("MatMul",)),

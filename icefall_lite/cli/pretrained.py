@@ -5,7 +5,7 @@ are parsed: load the model file, transcribe the sound files, print icefall's ``<
 import argparse
 import logging
 from pathlib import Path
-from typing import Dict, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -13,6 +13,7 @@ from torch import Tensor
 from icefall_lite.checkpoint import CheckpointError, read_checkpoint, stored_params
 from icefall_lite.cli.decode import (
     add_decoding_arguments,
+    add_stream_norm_arguments,
     check_decoding_arguments,
     check_search_flags,
 )
@@ -25,12 +26,19 @@ from icefall_lite.export.transcribe import (
 )
 from icefall_lite.models import build_model
 from icefall_lite.search.decoding import CTC_METHODS, TRANSDUCER_METHODS
-from icefall_lite.streaming import simulated_streaming_input
+from icefall_lite.streaming import (
+    FeatureNorm,
+    StreamingNormalizer,
+    load_mel_stats,
+    simulated_streaming_input,
+)
 from icefall_lite.streaming.search import STREAMING_DECODING_METHODS
-from icefall_lite.utils import AttributeDict
+from icefall_lite.utils import AttributeDict, atomic_open
 
 __all__ = [
     "add_transcribe_arguments",
+    "dump_predictions_parser",
+    "run_dump_predictions",
     "jit_pretrained_parser",
     "onnx_pretrained_parser",
     "pretrained_parser",
@@ -40,16 +48,17 @@ __all__ = [
 ]
 
 
-def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
-    """``sound_files``, ``--tokens``, ``--sample-rate``, ``--num-threads`` and decode.py's
-    search flags."""
-    parser.add_argument(
-        "sound_files",
-        type=str,
-        nargs="+",
-        help="Audio files to transcribe (wav, flac, ...; any sample rate; the first channel "
-        "of multi-channel files is used).",
-    )
+def add_transcribe_arguments(parser: argparse.ArgumentParser, sound_files: bool = True) -> None:
+    """``sound_files`` (unless ``sound_files=False``), ``--tokens``, ``--sample-rate``,
+    ``--num-threads``, decode.py's search flags and the streaming normalisation flags."""
+    if sound_files:
+        parser.add_argument(
+            "sound_files",
+            type=str,
+            nargs="+",
+            help="Audio files to transcribe (wav, flac, ...; any sample rate; the first "
+            "channel of multi-channel files is used).",
+        )
     parser.add_argument(
         "--tokens",
         type=str,
@@ -61,6 +70,7 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--num-threads", type=int, default=1, help="CPU threads.")
     add_decoding_arguments(parser)
+    add_stream_norm_arguments(parser)
 
 
 # The rate of the fbank features every model here is trained on; files at other rates are
@@ -82,6 +92,18 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> Dict:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(message)s", level=logging.INFO)
     torch.set_num_threads(params["num_threads"])
     return params
+
+
+def _feature_norm(params: Dict, input_normalization: str) -> Optional[FeatureNorm]:
+    """What a streaming export of a model trained on normalised features needs from the
+    caller: the whole file's normalisation, or with ``--stream-norm 1`` running statistics."""
+    if input_normalization != "utterance":
+        return None
+    if not params.get("stream_norm"):
+        return FeatureNorm(None)
+    mean, var = load_mel_stats(params["stream_norm_stats"])
+    stats = StreamingNormalizer(mean, var, alpha=params["stream_norm_alpha"])
+    return FeatureNorm(stats, reset=params.get("reset_stream_stats", True))
 
 
 def _check_exported_method(params: Dict, streaming: bool, flag: str, filename: str) -> None:
@@ -118,6 +140,13 @@ def run_pretrained(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
     way chunk-wise streaming would (simulated streaming). Returns the count of unreadable
     files."""
     params = _parse(parser, argv)
+    transcribe = _pretrained_transcriber(params)
+    return print_transcripts(params["sound_files"], transcribe(params["sound_files"]))
+
+
+def _pretrained_transcriber(params: Dict) -> Callable[[Sequence[str]], List[Optional[str]]]:
+    """The model of ``--checkpoint`` as a function: sound files -> their texts (None for a
+    file that cannot be read)."""
     checkpoint = read_checkpoint(params["checkpoint"])
     model_params = AttributeDict(stored_params(checkpoint))
     if "vocab_size" not in model_params:
@@ -146,14 +175,96 @@ def run_pretrained(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
         model.encoder.chunk_size = [chunk]
         model.encoder.left_context_frames = [left]
 
+    feature_norm = None
+    if params.get("stream_norm"):
+        feature_norm = _feature_norm(params, getattr(model, "input_normalization", "none"))
+        if feature_norm is None:
+            raise UsageError(
+                f"--stream-norm 1: the model in {params['checkpoint']} does not normalise its "
+                "input features"
+            )
+
     def encode(x: Tensor, x_lens: Tensor) -> Tuple[Tensor, Tensor]:
+        if feature_norm is not None:
+            # Running statistics frame by frame, as a stream computes them.
+            rows = [feature_norm.whole(x[i, :n]) for i, n in enumerate(x_lens.tolist())]
+            x = torch.nn.utils.rnn.pad_sequence(rows, batch_first=True)
+            return model.forward_encoder(x, x_lens, normalize=False)
         if chunk > 0:
             x, x_lens = simulated_streaming_input(model.encoder_embed, x, x_lens, 2 * chunk)
         return model.forward_encoder(x, x_lens)
 
     symbols = read_tokens(params["tokens"])
-    texts = transcribe_offline(params, params["sound_files"], encode, model, symbols)
-    return print_transcripts(params["sound_files"], texts)
+    return lambda files: transcribe_offline(params, files, encode, model, symbols)
+
+
+def dump_predictions_parser(description: str) -> argparse.ArgumentParser:
+    """The predictions dump's flags: ``--checkpoint``, ``--wav-list``, ``--out-dir`` and the
+    transcription flags (without the positional sound files)."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument(
+        "--checkpoint", type=str, required=True, help="pretrained.pt written by export.py."
+    )
+    parser.add_argument(
+        "--wav-list",
+        type=Path,
+        required=True,
+        help="A text file naming one sound file per line (blank lines and # comments skipped).",
+    )
+    parser.add_argument(
+        "--out-dir", type=Path, required=True, help="Where <file stem>.txt files are written."
+    )
+    parser.add_argument("--batch-size", type=int, default=16, help="Files transcribed together.")
+    add_transcribe_arguments(parser, sound_files=False)
+    return parser
+
+
+def run_dump_predictions(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
+    """Transcribe every file of ``--wav-list`` with pretrained.pt and write its text to
+    ``<out-dir>/<stem>.txt`` (one line; written to a temporary file, then renamed), plus
+    ``<out-dir>/predictions.tsv`` (file, text). Returns the count of unreadable files."""
+    params = _parse(parser, argv)
+    wav_list = Path(params["wav_list"])
+    if not wav_list.is_file():
+        raise FileNotFoundError(f"--wav-list {wav_list}: no such file")
+    files = [
+        line.strip()
+        for line in wav_list.read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+    if not files:
+        raise UsageError(f"--wav-list {wav_list}: names no sound file")
+    if params["batch_size"] < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {params['batch_size']}")
+    stems: Dict[str, str] = {}
+    for f in files:
+        stem = Path(f).stem
+        if stem in stems:
+            raise UsageError(
+                f"--wav-list {wav_list}: {stems[stem]} and {f} would both write {stem}.txt; "
+                "give the files distinct names"
+            )
+        stems[stem] = f
+    transcribe = _pretrained_transcriber(params)
+    out_dir = Path(params["out_dir"])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, failed = [], 0
+    size = params["batch_size"]
+    for start in range(0, len(files), size):
+        batch = files[start : start + size]
+        for f, text in zip(batch, transcribe(batch)):
+            if text is None:
+                failed += 1
+                continue
+            with atomic_open(out_dir / f"{Path(f).stem}.txt", "w") as out:
+                out.write(text + "\n")
+            rows.append(f"{f}\t{text}")
+    with atomic_open(out_dir / "predictions.tsv", "w") as out:
+        out.write("".join(row + "\n" for row in rows))
+    logging.info(f"Wrote {len(rows)} predictions to {out_dir} ({failed} unreadable files)")
+    return failed
 
 
 def jit_pretrained_parser(description: str) -> argparse.ArgumentParser:
@@ -196,7 +307,14 @@ def run_jit_pretrained(parser: argparse.ArgumentParser, argv: Sequence[str]) -> 
     _check_exported_method(params, streaming, "--nn-model-filename", filename)
     symbols = read_tokens(params["tokens"])
     if streaming:
-        texts = transcribe_streaming(params, params["sound_files"], model, model, symbols)
+        texts = transcribe_streaming(
+            params,
+            params["sound_files"],
+            model,
+            model,
+            symbols,
+            _feature_norm(params, getattr(model, "input_normalization", "none")),
+        )
     else:
         texts = transcribe_offline(params, params["sound_files"], model, model, symbols)
     return print_transcripts(params["sound_files"], texts)
@@ -260,6 +378,23 @@ def run_onnx_pretrained(parser: argparse.ArgumentParser, argv: Sequence[str]) ->
     streaming = "decode_chunk_len" in meta["encoder"]
     _check_exported_method(params, streaming, "--encoder-model-filename", encoder_file)
     threads = params["num_threads"]
+    if meta["decoder"].get("stateful") == "1":  # an LSTM transducer: always streaming
+        from icefall_lite.export.lstm_onnx import OnnxLstmStreamingEncoder, OnnxLstmTransducer
+
+        encoder = OnnxLstmStreamingEncoder(encoder_file, threads)
+        model = OnnxLstmTransducer(
+            params["decoder_model_filename"], params["joiner_model_filename"], threads
+        )
+        feature_norm = _feature_norm(params, encoder.input_normalization)
+        texts = transcribe_streaming(
+            params,
+            params["sound_files"],
+            encoder,
+            model,
+            read_tokens(params["tokens"]),
+            feature_norm,
+        )
+        return print_transcripts(params["sound_files"], texts)
     model = OnnxTransducer(
         params["decoder_model_filename"],
         params["joiner_model_filename"],

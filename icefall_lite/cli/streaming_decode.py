@@ -8,30 +8,38 @@ one model can be compared file by file.
 
 import argparse
 import logging
-from typing import Any, Dict, Iterator, Mapping, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, Mapping, Sequence, Tuple
 
 import torch
 from lhotse import CutSet
 
 from icefall_lite.cli.checkpoints import build_averaged_model
-from icefall_lite.cli.decode import get_decode_parser, parse_decode_params
+from icefall_lite.cli.decode import (
+    check_decoding_arguments,
+    feature_norm_for,
+    get_decode_parser,
+    parse_decode_params,
+)
 from icefall_lite.cli.evaluate import decoding_suffix, load_test_cuts, result_key, save_results
 from icefall_lite.data import AsrDataModule, load_bpe_model
 from icefall_lite.errors import UsageError
-from icefall_lite.models import build_model
+from icefall_lite.models import add_model_arguments, build_model
 from icefall_lite.models.zipformer.presets import parse_int_list
 from icefall_lite.streaming.decode import StreamingStats, streaming_decode
 from icefall_lite.streaming.search import STREAMING_DECODING_METHODS, StreamingSearch
+from icefall_lite.streaming.stream import TAIL_PADDING_FRAMES
 from icefall_lite.utils import AttributeDict, setup_logger
 
 __all__ = ["get_streaming_decode_parser", "run_streaming_decode", "cut_features"]
 
 
 def get_streaming_decode_parser(
-    test_sets: Sequence[str], description: str
+    test_sets: Sequence[str],
+    description: str,
+    add_model_flags: Callable[[argparse.ArgumentParser], None] = add_model_arguments,
 ) -> argparse.ArgumentParser:
     """decode.py's flags plus ``--num-decode-streams``."""
-    parser = get_decode_parser(test_sets, description)
+    parser = get_decode_parser(test_sets, description, add_model_flags)
     parser.add_argument(
         "--num-decode-streams",
         type=int,
@@ -77,14 +85,17 @@ def run_streaming_decode(
       test set -> (WER % or None, timing).
     """
     args, params, files = parse_decode_params(parser, argv, defaults, check=_check_method)
-    if not params.get("causal"):
+    # An LSTM transducer is causal by construction; a Zipformer only with --causal 1.
+    if params.get("model_family", "zipformer") == "zipformer" and not params.get("causal"):
         raise UsageError(
             f"--epoch/--iter: the model in {params.exp_dir} was not trained with --causal 1; "
             "it cannot be decoded chunk by chunk"
         )
     # Decoding uses one chunk size and left context (the first entries of the flags).
     params.chunk_size = _first(params.chunk_size, "--chunk-size")
-    params.left_context_frames = _first(params.left_context_frames, "--left-context-frames")
+    params.left_context_frames = _first(
+        params.get("left_context_frames", 0), "--left-context-frames"
+    )
     params.res_dir = params.exp_dir / "streaming" / params.decoding_method
     params.suffix = decoding_suffix(params)
     setup_logger(f"{params.res_dir}/log-decode-{params.suffix}")
@@ -93,7 +104,12 @@ def run_streaming_decode(
 
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     model = build_averaged_model(params, build_model, device, files)
-    encoder = model.streaming_encoder(params.chunk_size, params.left_context_frames)
+    try:
+        encoder = model.streaming_encoder(params.chunk_size, params.left_context_frames)
+        check_decoding_arguments(params, model)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    feature_norm = feature_norm_for(params, model)
     search = StreamingSearch(
         model,
         params.decoding_method,
@@ -116,6 +132,8 @@ def run_streaming_decode(
             num_decode_streams=params.num_decode_streams,
             device=device,
             log_interval=50,
+            tail_padding_frames=getattr(encoder, "tail_padding_frames", TAIL_PADDING_FRAMES),
+            feature_norm=feature_norm,
         )
         results = [
             (cut.id, cut.supervisions[0].text.split(), sp.decode(decoded[cut.id].tokens).split())

@@ -60,6 +60,9 @@ class StreamingJitModel(nn.Module):
         self.joiner = model.joiner
         self.decode_chunk_len: int = self.encoder.decode_chunk_len
         self.pad_length: int = self.encoder.pad_length
+        self.tail_padding_frames: int = int(getattr(self.encoder, "tail_padding_frames", 30))
+        # "utterance": the caller normalises the features (see streaming/normalization.py).
+        self.input_normalization: str = str(getattr(model, "input_normalization", "none"))
         self.state_batch_dims: List[int] = self.encoder.state_batch_dims
 
     def forward(

@@ -19,7 +19,13 @@ from icefall_lite.audio import compute_fbank, read_audio_files
 from icefall_lite.errors import UsageError
 from icefall_lite.models.interface import ChunkEncoder
 from icefall_lite.search.decoding import search
-from icefall_lite.streaming import LOG_EPS, StreamingSearch, streaming_decode
+from icefall_lite.streaming import (
+    LOG_EPS,
+    TAIL_PADDING_FRAMES,
+    FeatureNorm,
+    StreamingSearch,
+    streaming_decode,
+)
 
 __all__ = [
     "read_tokens",
@@ -102,11 +108,13 @@ def transcribe_streaming(
     encoder: ChunkEncoder,
     search_model: nn.Module,
     symbols: Sequence[str],
+    feature_norm: Optional[FeatureNorm] = None,
 ) -> List[Optional[str]]:
     """Transcribe files chunk by chunk with a streaming encoder (all files decoded together).
 
     ``params`` needs ``sample_rate`` and the search flags; ``decoding_method`` must be a
-    streaming one (greedy_search, modified_beam_search, fast_beam_search).
+    streaming one (greedy_search, modified_beam_search, fast_beam_search). ``feature_norm``:
+    for a model trained on normalised features (see :func:`streaming_decode`).
     """
     features = _features(filenames, params["sample_rate"])
     streaming_search = StreamingSearch(
@@ -119,7 +127,13 @@ def transcribe_streaming(
         max_contexts=params["max_contexts"],
     )
     utterances = [(str(i), f) for i, f in enumerate(features) if f is not None]
-    results, _ = streaming_decode(encoder, streaming_search, utterances)
+    results, _ = streaming_decode(
+        encoder,
+        streaming_search,
+        utterances,
+        tail_padding_frames=getattr(encoder, "tail_padding_frames", TAIL_PADDING_FRAMES),
+        feature_norm=feature_norm,
+    )
     return [
         None if f is None else tokens_to_text(results[str(i)].tokens, symbols)
         for i, f in enumerate(features)

@@ -324,6 +324,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         help="Number of previous tokens the stateless decoder sees; 1 means bigram.",
     )
+    add_transducer_loss_arguments(parser)
+
+
+def add_transducer_loss_arguments(parser: argparse.ArgumentParser) -> None:
+    """The heads and loss weights every transducer family shares (``--use-ctc``,
+    ``--prune-range``, ``--simple-loss-scale``, ``--warm-step``, ...): what
+    :func:`icefall_lite.training.loss.compute_loss` reads."""
+    group = parser.add_argument_group("transducer loss")
     group.add_argument(
         "--use-transducer",
         type=str2bool,

@@ -20,8 +20,9 @@ from icefall_lite.search.hypothesis import (
 )
 from icefall_lite.search.transducer_common import (
     check_encoder_out,
-    decoder_outputs,
+    decoder_step,
     initial_context,
+    is_stateful,
     joiner_log_probs,
 )
 
@@ -37,12 +38,17 @@ def _beam_search_one(
     """``encoder_proj``: (T, joiner_dim) projected encoder output of one utterance."""
     blank_id = model.decoder.blank_id
     context_size = model.decoder.context_size
-    decoder_cache = {}  # history tuple -> (joiner_dim,) projected decoder output
+    # history -> ((joiner_dim,) projected decoder output, decoder state after the history);
+    # a stateless decoder's output depends on the last context_size tokens, a recurrent one's
+    # on all of them.
+    decoder_cache = {}
+    stateful = is_stateful(model)
 
-    def decoder_out_of(hyp: Hypothesis) -> torch.Tensor:
-        history = tuple(hyp.ys[-context_size:])
+    def decoder_out_of(hyp: Hypothesis):
+        history = tuple(hyp.ys) if stateful else tuple(hyp.ys[-context_size:])
         if history not in decoder_cache:
-            decoder_cache[history] = decoder_outputs(model, [list(history)])[0]
+            out, states = decoder_step(model, [list(history)], [hyp.decoder_state])
+            decoder_cache[history] = (out[0], states[0])
         return decoder_cache[history]
 
     B = HypothesisList()
@@ -55,12 +61,14 @@ def _beam_search_one(
         while len(A) > 0:
             y_star = A.get_most_probable()
             A.remove(y_star)
-            log_probs = joiner_log_probs(model, frame, decoder_out_of(y_star).unsqueeze(0))[0]
+            decoder_out, next_state = decoder_out_of(y_star)
+            log_probs = joiner_log_probs(model, frame, decoder_out.unsqueeze(0))[0]
             B.add(
                 Hypothesis(
                     ys=y_star.ys,
                     log_prob=y_star.log_prob + float(log_probs[blank_id]),
                     timestamps=y_star.timestamps,
+                    decoder_state=y_star.decoder_state,
                 )
             )
             origin_len = start_len.get(y_star.key, len(y_star.ys))
@@ -73,6 +81,7 @@ def _beam_search_one(
                         ys=y_star.ys + [token],
                         log_prob=y_star.log_prob + value,
                         timestamps=y_star.timestamps + [t],
+                        decoder_state=next_state,
                     )
                     # A hypothesis reached both at the frame's start and by an emission on
                     # it is merged into one: it keeps the smaller allowance, so that no path

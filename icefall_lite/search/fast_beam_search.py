@@ -33,6 +33,7 @@ from torch import nn
 from icefall_lite.search.hypothesis import DecodingResult
 from icefall_lite.search.transducer_common import (
     check_encoder_out,
+    check_stateless,
     initial_context,
     model_device,
 )
@@ -73,6 +74,7 @@ def init_fast_beam_streams(
     model: nn.Module, num_streams: int, device: Optional[torch.device] = None
 ) -> List[FastBeamStream]:
     """Fresh states for ``num_streams`` utterances (one start state each)."""
+    check_stateless(model, "fast_beam_search")
     if device is None:
         device = model_device(model)
     context = initial_context(model.decoder.context_size, model.decoder.blank_id)
@@ -352,6 +354,7 @@ def fast_beam_search(
       N results in input order; ``score`` is the best path's log-probability.
     """
     check_encoder_out(encoder_out, encoder_out_lens)
+    check_stateless(model, "fast_beam_search")
     k2 = _k2_or_none()
     if k2 is not None:
         logging.debug("fast_beam_search: using k2")

@@ -6,7 +6,7 @@ search moves to the next frame.
 """
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Any, List, Optional
 
 import torch
 from torch import nn
@@ -14,7 +14,7 @@ from torch import nn
 from icefall_lite.search.hypothesis import DecodingResult
 from icefall_lite.search.transducer_common import (
     check_encoder_out,
-    decoder_outputs,
+    decoder_step,
     initial_context,
     joiner_log_probs,
 )
@@ -30,6 +30,8 @@ class GreedyStream:
       score: sum of the log-probabilities of every symbol chosen (blanks included).
       num_frames: encoder frames consumed so far (offset of the next chunk's frame 0).
       decoder_out: cached (joiner_dim,) projected decoder output for ``ys``.
+      decoder_state: a recurrent decoder's state after ``ys`` (set with ``decoder_out``; None
+        for a stateless decoder).
     """
 
     ys: List[int]
@@ -37,6 +39,7 @@ class GreedyStream:
     score: float = 0.0
     num_frames: int = 0
     decoder_out: Optional[torch.Tensor] = None
+    decoder_state: Any = None
 
     def result(self, context_size: int) -> DecodingResult:
         return DecodingResult(
@@ -76,9 +79,13 @@ def greedy_search_chunk(
 
     missing = [i for i, s in enumerate(streams) if s.decoder_out is None]
     if missing:
-        fresh = decoder_outputs(model, [streams[i].ys[-context_size:] for i in missing])
+        # A fresh stream: its history is the start context, from the initial decoder state.
+        fresh, fresh_states = decoder_step(
+            model, [streams[i].ys[-context_size:] for i in missing], [None] * len(missing)
+        )
         for row, i in enumerate(missing):
             streams[i].decoder_out = fresh[row]
+            streams[i].decoder_state = fresh_states[row]
     decoder_out = torch.stack([s.decoder_out for s in streams])  # (B, J)
 
     encoder_proj = model.joiner.encoder_proj(encoder_out)  # (B, T, J)
@@ -92,18 +99,24 @@ def greedy_search_chunk(
             log_probs = joiner_log_probs(model, encoder_proj[rows, t], decoder_out[rows])
             best_log_prob, best_token = log_probs.max(dim=-1)
             emitted = []
+            states_before = []  # the decoder state before each emitted token
             for row, i in enumerate(candidates):
                 stream = streams[i]
                 stream.score += float(best_log_prob[row])
                 token = int(best_token[row])
                 if token != blank_id:
+                    states_before.append(stream.decoder_state)
                     stream.ys.append(token)
                     stream.timestamps.append(stream.num_frames + t)
                     emitted.append(i)
             if emitted:
                 # Only streams that emitted need a new decoder output.
-                new_out = decoder_outputs(model, [streams[i].ys[-context_size:] for i in emitted])
+                new_out, new_states = decoder_step(
+                    model, [streams[i].ys[-context_size:] for i in emitted], states_before
+                )
                 decoder_out[torch.tensor(emitted, device=decoder_out.device)] = new_out
+                for i, state in zip(emitted, new_states):
+                    streams[i].decoder_state = state
             candidates = emitted
     for i, stream in enumerate(streams):
         stream.num_frames += lens[i]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 
 @dataclass
@@ -35,11 +35,15 @@ class Hypothesis:
       ys: the decoder history: ``context_size`` start symbols followed by the emitted tokens.
       log_prob: total log-probability (summed over the alignments merged into it).
       timestamps: encoder frame index of each emitted token (``len(ys) - context_size`` items).
+      decoder_state: a recurrent decoder's state before the last token of ``ys`` (None: the
+        initial state, or a stateless decoder); see
+        :func:`~icefall_lite.search.transducer_common.decoder_step`.
     """
 
     ys: List[int]
     log_prob: float
     timestamps: List[int] = field(default_factory=list)
+    decoder_state: Any = None
 
     @property
     def key(self) -> Tuple[int, ...]:
@@ -71,8 +75,12 @@ class HypothesisList:
             self._data[hyp.key] = hyp
             return
         timestamps = hyp.timestamps if hyp.log_prob > old.log_prob else old.timestamps
+        # Equal token sequences mean equal decoder states: keep the old one.
         self._data[hyp.key] = Hypothesis(
-            ys=old.ys, log_prob=_log_add(old.log_prob, hyp.log_prob), timestamps=timestamps
+            ys=old.ys,
+            log_prob=_log_add(old.log_prob, hyp.log_prob),
+            timestamps=timestamps,
+            decoder_state=old.decoder_state,
         )
 
     def remove(self, hyp: Hypothesis) -> None:

@@ -25,7 +25,7 @@ from icefall_lite.search.hypothesis import (
 )
 from icefall_lite.search.transducer_common import (
     check_encoder_out,
-    decoder_outputs,
+    decoder_step,
     initial_context,
     joiner_log_probs,
 )
@@ -78,7 +78,9 @@ def modified_beam_search_step(
             flat_hyps.append(hyp)
             owner.append(i)
 
-    decoder_out = decoder_outputs(model, [h.ys[-context_size:] for h in flat_hyps])
+    decoder_out, next_states = decoder_step(
+        model, [h.ys[-context_size:] for h in flat_hyps], [h.decoder_state for h in flat_hyps]
+    )
     owner_rows = torch.tensor(owner, device=encoder_proj_frame.device)
     log_probs = joiner_log_probs(model, encoder_proj_frame[owner_rows], decoder_out)
     hyp_log_probs = torch.tensor(
@@ -95,16 +97,25 @@ def modified_beam_search_step(
         top_scores, top_indexes = stream_scores.topk(min(beam, stream_scores.numel()))
         new_hyps = HypothesisList()
         for score, index in zip(top_scores.tolist(), top_indexes.tolist()):
-            hyp = flat_hyps[start + index // vocab_size]
+            row = start + index // vocab_size
+            hyp = flat_hyps[row]
             token = index % vocab_size
             if token == blank_id:
-                new_hyps.add(Hypothesis(ys=hyp.ys, log_prob=score, timestamps=hyp.timestamps))
+                new_hyps.add(
+                    Hypothesis(
+                        ys=hyp.ys,
+                        log_prob=score,
+                        timestamps=hyp.timestamps,
+                        decoder_state=hyp.decoder_state,
+                    )
+                )
             else:
                 new_hyps.add(
                     Hypothesis(
                         ys=hyp.ys + [token],
                         log_prob=score,
                         timestamps=hyp.timestamps + [stream.num_frames],
+                        decoder_state=next_states[row],
                     )
                 )
         stream.hyps = new_hyps

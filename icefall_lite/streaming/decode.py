@@ -12,6 +12,7 @@ from torch import Tensor
 
 from icefall_lite.models.interface import ChunkEncoder
 from icefall_lite.search import DecodingResult
+from icefall_lite.streaming.normalization import FeatureNorm
 from icefall_lite.streaming.search import StreamingSearch
 from icefall_lite.streaming.states import stack_states, unstack_states
 from icefall_lite.streaming.stream import LOG_EPS, TAIL_PADDING_FRAMES, DecodeStream
@@ -71,6 +72,7 @@ def streaming_decode(
     tail_padding_frames: int = TAIL_PADDING_FRAMES,
     flush_partial_chunk: bool = True,
     log_interval: int = 0,
+    feature_norm: Optional[FeatureNorm] = None,
 ) -> Tuple[Dict[str, DecodingResult], StreamingStats]:
     """Decode utterances chunk by chunk, ``num_decode_streams`` at a time.
 
@@ -83,6 +85,9 @@ def streaming_decode(
       tail_padding_frames: LOG_EPS frames appended to each utterance.
       flush_partial_chunk: see :class:`DecodeStream`.
       log_interval: log progress every this many finished utterances (0: never).
+      feature_norm: normalise each stream's features (a model trained on per-utterance
+        normalised ones): running statistics frame by frame, or over the whole utterance; None:
+        features as given.
     Returns:
       results by key, and the loop's timing.
     """
@@ -104,18 +109,27 @@ def streaming_decode(
             if key in results or any(s.key == key for s in active):
                 raise ValueError(f"utterance id {key!r} appears twice")
             stats.audio_seconds += features.size(0) * 0.01
+            features = features.to(device)
+            normalizer, pad_value = None, LOG_EPS
+            if feature_norm is not None:
+                features, normalizer = feature_norm.start(features)
+                pad_value = feature_norm.pad_value
             stream = DecodeStream(
                 key=key,
-                features=features.to(device),
+                features=features,
                 states=encoder.get_init_states(1, device),
                 search_state=search.init_state(),
                 decode_chunk_len=encoder.decode_chunk_len,
                 pad_length=encoder.pad_length,
                 tail_padding_frames=tail_padding_frames,
                 flush_partial_chunk=flush_partial_chunk,
+                normalizer=normalizer,
+                pad_value=pad_value,
             )
             if stream.done:  # too short to give any encoder output
                 results[key] = search.result(stream.search_state)
+                if feature_norm is not None:
+                    feature_norm.finish(normalizer)
                 continue
             active.append(stream)
         if not active:
@@ -128,6 +142,8 @@ def streaming_decode(
         for stream in active:
             if stream.done:
                 results[stream.key] = search.result(stream.search_state)
+                if feature_norm is not None:
+                    feature_norm.finish(stream.normalizer)
                 if log_interval > 0 and len(results) % log_interval == 0:
                     logging.info(f"streaming decode: {len(results)} utterances done")
             else:

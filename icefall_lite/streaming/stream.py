@@ -19,6 +19,7 @@ __all__ = [
     "TAIL_PADDING_FRAMES",
     "front_end_look_ahead",
     "pad_tail",
+    "pad_to_chunks",
     "simulated_streaming_input",
     "streaming_num_frames",
 ]
@@ -72,6 +73,37 @@ def streaming_num_frames(
     wanted = num_frames + tail_padding_frames - pad_length
     num_chunks = max(1, -(-wanted // decode_chunk_len))
     return num_chunks * decode_chunk_len + pad_length
+
+
+def pad_to_chunks(
+    features: Tensor,
+    feature_lens: Tensor,
+    decode_chunk_len: int,
+    pad_length: int = 0,
+    tail_padding_frames: int = TAIL_PADDING_FRAMES,
+    pad_value: float = LOG_EPS,
+) -> Tuple[Tensor, Tensor]:
+    """Each utterance padded with ``pad_value`` as :class:`DecodeStream` pads it (whole chunks,
+    see :func:`streaming_num_frames`), for whole-utterance decoding that must see exactly the
+    frames chunk-wise decoding sees (an encoder without look-ahead, e.g. the LSTM's).
+
+    Args:
+      features: (N, T, F); feature_lens: (N,) valid frames.
+    Returns:
+      (N, T', F) padded features and (N,) padded lengths.
+    """
+    padded_lens = torch.tensor(
+        [
+            streaming_num_frames(n, decode_chunk_len, pad_length, tail_padding_frames)
+            for n in feature_lens.tolist()
+        ],
+        device=feature_lens.device,
+    )
+    n, _, f = features.shape
+    out = features.new_full((n, int(padded_lens.max()), f), pad_value)
+    for i, length in enumerate(feature_lens.tolist()):
+        out[i, :length] = features[i, :length]
+    return out, padded_lens
 
 
 def simulated_streaming_input(
@@ -128,6 +160,10 @@ class DecodeStream:
         end on a whole chunk, see :func:`streaming_num_frames`).
       flush_partial_chunk: also decode a last chunk shorter than ``chunk_frames`` (padded;
         the default). False mimics sherpa-onnx, which decodes full chunks only.
+      normalizer: a :class:`~icefall_lite.streaming.normalization.StreamingNormalizer` applied
+        to the real frames as they are first handed out (None: features used as given).
+      pad_value: what pads the features after their end (LOG_EPS, silence in log-mel; 0 for
+        normalised features).
     """
 
     def __init__(
@@ -140,6 +176,8 @@ class DecodeStream:
         pad_length: int,
         tail_padding_frames: int = TAIL_PADDING_FRAMES,
         flush_partial_chunk: bool = True,
+        normalizer: Any = None,
+        pad_value: float = LOG_EPS,
     ) -> None:
         if features.ndim != 2:
             raise ValueError(f"{key}: features must be (T, F), got shape {tuple(features.shape)}")
@@ -149,8 +187,11 @@ class DecodeStream:
         total = streaming_num_frames(
             features.size(0), decode_chunk_len, pad_length, tail_padding_frames
         )
-        tail = features.new_full((total - features.size(0), features.size(1)), LOG_EPS)
+        tail = features.new_full((total - features.size(0), features.size(1)), pad_value)
         self.features = torch.cat([features, tail], dim=0)
+        self.num_real_frames = features.size(0)
+        self.normalizer = normalizer
+        self.num_normalized = 0
         self.states = states
         self.search_state = search_state
         self.decode_chunk_len = decode_chunk_len
@@ -177,6 +218,13 @@ class DecodeStream:
         if self.done:
             raise RuntimeError(f"{self.key}: next_chunk() on a finished stream")
         start = self.num_processed_frames
+        if self.normalizer is not None:
+            # Frames are normalised once, in order, when first handed out (chunks may overlap).
+            end = min(start + self.chunk_frames, self.num_real_frames)
+            if end > self.num_normalized:
+                new = self.features[self.num_normalized : end]
+                self.features[self.num_normalized : end] = self.normalizer(new)
+                self.num_normalized = end
         chunk = self.features[start : start + self.chunk_frames]
         self.num_processed_frames += self.decode_chunk_len
         return chunk

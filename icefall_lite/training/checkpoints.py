@@ -5,7 +5,8 @@ kept), ``epoch-N.pt`` at each epoch end, copied to ``best-train-loss.pt`` /
 ``best-valid-loss.pt`` when best. Each is :func:`icefall_lite.checkpoint.save_checkpoint`'s dict
 (model, model_avg, optimizer, scheduler, grad_scaler, sampler, rng_state and every entry of
 ``params`` at the top level) plus ``rng_states`` and ``regulariser_states`` (every rank's, in rank
-order) and ``train_loss_tracker`` (the running loss; empty in epoch checkpoints).
+order) and ``train_loss_tracker`` (the running loss; empty in epoch checkpoints) and, with
+``--ema``, ``ema_state`` (decay and weights).
 """
 
 import logging
@@ -66,6 +67,8 @@ def save_training_checkpoint(
     extra["rng_states"] = rng_states
     extra["regulariser_states"] = regulariser_states
     extra["train_loss_tracker"] = dict(train_loss_tracker) if train_loss_tracker else {}
+    if state.ema is not None:
+        extra["ema_state"] = state.ema.state_dict()
     save_checkpoint(
         filename,
         model=state.bare_model,
@@ -173,6 +176,12 @@ def restore_training_state(state: TrainingState, filename: Union[str, Path]) -> 
     )
     for key in RESUMED_KEYS:
         params[key] = checkpoint[key]
+    if state.ema is not None:
+        if "ema_state" in checkpoint:
+            state.ema.load_state_dict(checkpoint["ema_state"])
+        else:
+            logging.warning(f"{filename} has no EMA weights: --ema starts from the loaded model")
+            state.ema.load_state_dict({"decay": state.ema.decay, "model": state.model.state_dict()})
     # Checkpoints from before the training clock have no train_seconds.
     params.train_seconds_before_run = float(checkpoint.get("train_seconds", 0.0))
     # Whiten probabilities carry over between epochs too, so both resume kinds restore them.

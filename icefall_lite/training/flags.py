@@ -23,6 +23,7 @@ __all__ = [
     "add_training_arguments",
     "check_training_arguments",
     "get_training_params",
+    "resolve_global_batch",
 ]
 
 
@@ -136,6 +137,69 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "(see --init-from-allow-missing).",
     )
     group.add_argument(
+        "--global-batch-size",
+        type=float,
+        default=0,
+        help="Seconds of audio per optimizer step, as the reference scripts declare a global "
+        "batch: --max-duration becomes global / (--accum-grad x world size), which must divide "
+        "it exactly (0: use --max-duration as given).",
+    )
+    group.add_argument(
+        "--optim",
+        type=str,
+        default="scaled_adam",
+        choices=["scaled_adam", "adamw"],
+        help="scaled_adam (icefall's, for the Zipformer) or adamw (plain AdamW, for models "
+        "without ScaledAdam's parameter-scale-relative updates, e.g. LSTMs).",
+    )
+    group.add_argument(
+        "--weight-decay", type=float, default=1e-3, help="AdamW weight decay (--optim adamw)."
+    )
+    group.add_argument(
+        "--lr-schedule",
+        type=str,
+        default="eden",
+        choices=["eden", "warmup_hold_decay"],
+        help="eden (--lr-batches, --lr-epochs) or warmup_hold_decay (--warmup-steps, "
+        "--hold-steps, --half-life-steps, --min-lr).",
+    )
+    group.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=1632,
+        help="warmup_hold_decay: optimizer steps of linear warm-up from --min-lr to --base-lr.",
+    )
+    group.add_argument(
+        "--hold-steps",
+        type=int,
+        default=18000,
+        help="warmup_hold_decay: steps at --base-lr after the warm-up (0 when fine-tuning a "
+        "checkpoint that has finished its hold).",
+    )
+    group.add_argument(
+        "--half-life-steps",
+        type=float,
+        default=2805,
+        help="warmup_hold_decay: half life in steps of the exponential decay after the hold.",
+    )
+    group.add_argument(
+        "--min-lr", type=float, default=1e-5, help="warmup_hold_decay: the lowest learning rate."
+    )
+    group.add_argument(
+        "--joint-net-lr-factor",
+        type=float,
+        default=None,
+        help="Learning-rate factor of the joint network (joiner). Default: "
+        "1/sqrt(vocab_size/1024) for vocabularies over 1024 tokens (0.343 for 8704), else 1.",
+    )
+    group.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="Decay of an exponential moving average of the weights (e.g. 0.999), used for "
+        "validation and saved in every checkpoint ('ema'; decode with --use-ema 1); 0: off.",
+    )
+    group.add_argument(
         "--init-from-allow-missing",
         type=str2bool,
         default=False,
@@ -194,6 +258,25 @@ def check_manifest_head(filename: Path) -> None:
         ) from None
 
 
+def resolve_global_batch(params: AttributeDict, world_size: int) -> None:
+    """``--global-batch-size G``: set ``max_duration`` to G / (accum_grad x world_size), or a
+    one-line ``ValueError`` naming the three numbers when that does not divide exactly."""
+    global_batch = params.get("global_batch_size", 0) or 0
+    if global_batch == 0:
+        return
+    if global_batch < 0:
+        raise ValueError(f"--global-batch-size must be positive, got {global_batch}")
+    ranks_x_accum = params.accum_grad * world_size
+    per_batch = global_batch / ranks_x_accum
+    if abs(per_batch - round(per_batch)) > 1e-9:
+        raise ValueError(
+            f"--global-batch-size {global_batch:g} is not divisible by --accum-grad "
+            f"{params.accum_grad} x world size {world_size} (= {ranks_x_accum}): choose a "
+            f"global batch that is a multiple of {ranks_x_accum}"
+        )
+    params.max_duration = float(round(per_batch))
+
+
 def check_training_arguments(params: AttributeDict) -> None:
     """Raise ``ValueError`` (bad value) or ``FileNotFoundError`` with one line naming the flag."""
     positive = [
@@ -212,6 +295,25 @@ def check_training_arguments(params: AttributeDict) -> None:
     for flag, value in positive:
         if value is None or value <= 0:
             raise ValueError(f"{flag} must be positive, got {value}")
+    resolve_global_batch(params, params.world_size)
+    ema = params.get("ema", 0.0)
+    if ema != 0.0 and not 0.0 < ema < 1.0:
+        raise ValueError(f"--ema must be in (0, 1) (or 0 to disable), got {ema}")
+    if params.get("lr_schedule", "eden") == "warmup_hold_decay":
+        for flag, value in (
+            ("--warmup-steps", params.warmup_steps),
+            ("--hold-steps", params.hold_steps),
+            ("--min-lr", params.min_lr),
+        ):
+            if value < 0:
+                raise ValueError(f"{flag} must be non-negative, got {value}")
+        if params.half_life_steps <= 0:
+            raise ValueError(f"--half-life-steps must be positive, got {params.half_life_steps}")
+        if params.min_lr > params.base_lr:
+            raise ValueError(f"--min-lr {params.min_lr} is above --base-lr {params.base_lr}")
+    factor = params.get("joint_net_lr_factor")
+    if factor is not None and factor <= 0:
+        raise ValueError(f"--joint-net-lr-factor must be positive, got {factor}")
     if params.keep_last_k < 1:
         raise ValueError(f"--keep-last-k must be at least 1, got {params.keep_last_k}")
     for flag, value in (

@@ -195,6 +195,8 @@ def _step(state: TrainingState, window: _Window) -> bool:
     state.scaler.step(state.optimizer)
     state.scaler.update()
     state.optimizer.zero_grad()
+    if state.ema is not None:
+        state.ema.update(state.bare_model)
     state.tot_loss = (state.tot_loss * (1 - 1 / params.reset_interval)) + window.info
     return True
 
@@ -290,7 +292,9 @@ def validate_and_log(state: TrainingState, valid_dl: Iterable) -> None:
     """Validation loss (see :func:`compute_validation_loss`), logged and sent to TensorBoard."""
     params = state.params
     logging.info("Computing validation loss")
-    valid_info = compute_validation_loss(params, state.model, state.sp, valid_dl, state.world_size)
+    valid_info = compute_validation_loss(
+        params, state.validation_model, state.sp, valid_dl, state.world_size
+    )
     logging.info(f"Epoch {params.cur_epoch}, validation: {valid_info}")
     if torch.cuda.is_available():
         max_mb = torch.cuda.max_memory_allocated() // 1000000

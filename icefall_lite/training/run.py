@@ -30,7 +30,8 @@ from icefall_lite.training.checkpoints import (
     resume_checkpoint_path,
     save_epoch_checkpoint,
 )
-from icefall_lite.training.flags import check_training_arguments
+from icefall_lite.training.ema import ModelEma
+from icefall_lite.training.flags import check_training_arguments, resolve_global_batch
 from icefall_lite.training.loop import format_minutes, train_epoch, validate_and_log
 from icefall_lite.training.loss import compute_loss
 from icefall_lite.training.state import TrainingState, fix_random_seed, gather_rank_states
@@ -110,6 +111,7 @@ def _set_up_process(rank: int, world_size: int, params: AttributeDict) -> torch.
     device."""
     params.exp_dir = Path(params.exp_dir)
     params.world_size = world_size  # under torchrun, --world-size is not what counts
+    resolve_global_batch(params, world_size)
     device = choose_device(rank)
     if params.get("num_threads", 0) > 0:
         torch.set_num_threads(params.num_threads)
@@ -146,20 +148,46 @@ def _load_tokenizer(params: AttributeDict) -> Any:
 
 
 def build_optimizer_and_scheduler(params: AttributeDict, model: nn.Module) -> Tuple[Any, Any]:
-    """ScaledAdam over the model's parameter groups and the Eden schedule."""
-    from icefall_lite.optim import Eden, ScaledAdam, get_parameter_groups_with_lrs
+    """The optimizer (``--optim``: ScaledAdam or AdamW) over the model's parameter groups,
+    the joint network's learning rate scaled by ``--joint-net-lr-factor``, and the schedule
+    (``--lr-schedule``: Eden or warm-up/hold/decay)."""
+    from icefall_lite.optim import Eden, ScaledAdam, WarmupHoldDecay, get_parameter_groups_with_lrs
+    from icefall_lite.training.ema import joint_net_lr_factor
 
-    optimizer = ScaledAdam(
-        get_parameter_groups_with_lrs(model, lr=params.base_lr, include_names=True),
-        lr=params.base_lr,
-        clipping_scale=2.0,
-    )
-    scheduler = Eden(
-        optimizer,
-        params.lr_batches,
-        params.lr_epochs,
-        warmup_batches=params.get("lr_warmup_batches", 500),
-    )
+    joiner = getattr(model, "joiner", None)
+    if joiner is not None:
+        factor = joint_net_lr_factor(params.vocab_size, params.get("joint_net_lr_factor"))
+        if factor != 1.0:
+            logging.info(f"Joint network learning-rate factor: {factor:.4g}")
+        # get_parameter_groups_with_lrs applies a module's lr_scale to its whole subtree.
+        joiner.lr_scale = factor
+    if params.get("optim", "scaled_adam") == "adamw":
+        optimizer = torch.optim.AdamW(
+            get_parameter_groups_with_lrs(model, lr=params.base_lr),
+            lr=params.base_lr,
+            weight_decay=params.get("weight_decay", 1e-3),
+        )
+    else:
+        optimizer = ScaledAdam(
+            get_parameter_groups_with_lrs(model, lr=params.base_lr, include_names=True),
+            lr=params.base_lr,
+            clipping_scale=2.0,
+        )
+    if params.get("lr_schedule", "eden") == "warmup_hold_decay":
+        scheduler = WarmupHoldDecay(
+            optimizer,
+            warmup_steps=params.warmup_steps,
+            hold_steps=params.hold_steps,
+            half_life_steps=params.half_life_steps,
+            min_lr=params.min_lr,
+        )
+    else:
+        scheduler = Eden(
+            optimizer,
+            params.lr_batches,
+            params.lr_epochs,
+            warmup_batches=params.get("lr_warmup_batches", 500),
+        )
     return optimizer, scheduler
 
 
@@ -182,6 +210,8 @@ def _build_state(
     model_avg = copy.deepcopy(model).to(torch.float64) if rank == 0 else None
     model.to(device)
     optimizer, scheduler = build_optimizer_and_scheduler(params, model)
+    # Every rank keeps the average: validation is shared among the ranks.
+    ema = ModelEma(model, params.ema) if params.get("ema", 0.0) > 0 else None
     state = TrainingState(
         params=params,
         model=model,
@@ -189,6 +219,7 @@ def _build_state(
         scheduler=scheduler,
         scaler=torch.amp.GradScaler("cuda", enabled=params.use_fp16, init_scale=1.0),
         model_avg=model_avg,
+        ema=ema,
         rank=rank,
         world_size=world_size,
     )

@@ -50,6 +50,7 @@ class TrainingState:
         ``get_last_lr``).
       scaler: ``torch.amp.GradScaler`` (enabled only with ``--use-fp16``).
       model_avg: running float64 average of the model (rank 0 only), or None.
+      ema: exponential moving average of the weights (``--ema``; every rank), or None.
       sampler: the training sampler, whose position mid-epoch checkpoints save (or None).
       sp: tokenizer with ``encode(texts, out_type=int)``.
       tb_writer: TensorBoard ``SummaryWriter`` (rank 0 only), or None.
@@ -63,6 +64,7 @@ class TrainingState:
     scheduler: Any = None
     scaler: Any = None
     model_avg: Optional[nn.Module] = None
+    ema: Any = None
     sampler: Any = None
     sp: Any = None
     tb_writer: Any = None
@@ -78,6 +80,11 @@ class TrainingState:
     def bare_model(self) -> nn.Module:
         """The model without its DDP wrapper."""
         return unwrap(self.model)
+
+    @property
+    def validation_model(self) -> nn.Module:
+        """What validation runs: the EMA weights with ``--ema``, else the model."""
+        return self.ema.module if self.ema is not None else self.model
 
 
 def adjusted_batch_count(params: AttributeDict) -> float:

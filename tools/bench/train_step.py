@@ -1,5 +1,7 @@
 #!/usr/bin/env python3
-"""Time one Zipformer transducer training step (forward + backward + ScaledAdam step) on CPU.
+"""Time one transducer training step (forward + backward + optimizer step) on CPU: the
+Zipformer's (ScaledAdam) and, with ``--model-family``, the LSTM transducer's (AdamW, full RNN-T
+loss), each as its synth recipe builds it.
 
 Usage (from the repository root):
 
@@ -12,6 +14,10 @@ Usage (from the repository root):
 
     # where the time goes (torch.profiler, CPU), top 25 ops by self time
     .venv/bin/python tools/bench/train_step.py --profile 25 --threads 1
+
+    # both synth recipes' models (BPE 128) in one run, steps interleaved
+    .venv/bin/python tools/bench/train_step.py --model-family zipformer,lstm_transducer \
+        --vocab-size 128 --threads 1
 
 The batch is fixed and random: ``--batch`` utterances of about ``--seconds`` s of 80-dim
 features at 100 frames/s (lengths spread over the last 20%), 10-30 tokens each. The model is
@@ -67,6 +73,16 @@ def get_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--model-size", type=str, default="tiny", help="Zipformer preset.")
     parser.add_argument(
+        "--model-family",
+        type=str,
+        default="zipformer",
+        help="Comma-separated families timed in one run (zipformer, lstm_transducer: the "
+        "--lstm-preset cpu model with the full RNN-T loss and AdamW, as its recipe trains it).",
+    )
+    parser.add_argument(
+        "--vocab-size", type=int, default=VOCAB_SIZE, help="Vocabulary (blank included)."
+    )
+    parser.add_argument(
         "--encoder-embed-channels",
         type=int,
         default=0,
@@ -89,9 +105,25 @@ def get_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_synth_model(model_size: str, encoder_embed_channels: int = 0) -> torch.nn.Module:
-    """The synth recipe's model: its flag defaults, vocab 500, decoder/joiner dims 256; the
-    preset's front-end width unless ``encoder_embed_channels`` > 0."""
+def build_synth_model(
+    model_size: str,
+    encoder_embed_channels: int = 0,
+    family: str = "zipformer",
+    vocab_size: int = VOCAB_SIZE,
+) -> torch.nn.Module:
+    """The synth recipe's model: its flag defaults, decoder/joiner dims 256; the preset's
+    front-end width unless ``encoder_embed_channels`` > 0. ``family="lstm_transducer"``: the
+    lstm_transducer recipe's cpu preset with the full RNN-T loss."""
+    if family == "lstm_transducer":
+        params = AttributeDict(
+            model_family=family,
+            lstm_preset="cpu",
+            rnnt_loss="full",
+            vocab_size=vocab_size,
+            blank_id=BLANK_ID,
+            feature_dim=80,
+        )
+        return build_model(params)
     parser = argparse.ArgumentParser()
     add_model_arguments(parser)
     flags = ["--model-size", model_size]
@@ -102,7 +134,7 @@ def build_synth_model(model_size: str, encoder_embed_channels: int = 0) -> torch
         model_size=model_size,
         decoder_dim=256,
         joiner_dim=256,
-        vocab_size=VOCAB_SIZE,
+        vocab_size=vocab_size,
         blank_id=BLANK_ID,
         feature_dim=80,
     )
@@ -110,7 +142,7 @@ def build_synth_model(model_size: str, encoder_embed_channels: int = 0) -> torch
 
 
 def make_batch(
-    batch_size: int, seconds: float, generator: torch.Generator
+    batch_size: int, seconds: float, generator: torch.Generator, vocab_size: int = VOCAB_SIZE
 ) -> Tuple[torch.Tensor, torch.Tensor, List[List[int]]]:
     """Features (N, T, 80), lengths (N,) in frames, and 10-30 random tokens per utterance."""
     max_frames = int(seconds * FRAMES_PER_SECOND)
@@ -121,25 +153,32 @@ def make_batch(
     tokens = []
     for _ in range(batch_size):
         num_tokens = int(torch.randint(10, 31, (1,), generator=generator))
-        tokens.append(torch.randint(3, VOCAB_SIZE, (num_tokens,), generator=generator).tolist())
+        tokens.append(torch.randint(3, vocab_size, (num_tokens,), generator=generator).tolist())
     return features, lens, tokens
 
 
 class Runner:
     """One model + optimizer; ``step()`` runs one training step under its implementation mode."""
 
-    def __init__(self, args: argparse.Namespace, reference: bool) -> None:
+    def __init__(
+        self, args: argparse.Namespace, reference: bool, family: str = "zipformer"
+    ) -> None:
         torch.manual_seed(args.seed)
-        self.model = build_synth_model(args.model_size, args.encoder_embed_channels)
+        self.model = build_synth_model(
+            args.model_size, args.encoder_embed_channels, family, args.vocab_size
+        )
         self.model.train()
         set_batch_count(self.model, args.batch_count)
-        self.optimizer = ScaledAdam(
-            get_parameter_groups_with_lrs(self.model, lr=0.045, include_names=True),
-            lr=0.045,
-            clipping_scale=2.0,
-        )
+        if family == "lstm_transducer":
+            self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=2e-3)
+        else:
+            self.optimizer = ScaledAdam(
+                get_parameter_groups_with_lrs(self.model, lr=0.045, include_names=True),
+                lr=0.045,
+                clipping_scale=2.0,
+            )
         generator = torch.Generator().manual_seed(args.seed)
-        self.batch = make_batch(args.batch, args.seconds, generator)
+        self.batch = make_batch(args.batch, args.seconds, generator, args.vocab_size)
         self.reference = reference
         # Each runner has its own Python RNG so interleaving does not change its random draws
         # (which regulariser fires, dropout masks are torch's and are not compared).
@@ -196,35 +235,51 @@ def profile_runner(runner: Runner, args: argparse.Namespace) -> None:
 
 def main() -> None:
     args = get_parser().parse_args()
+    families = [f.strip() for f in args.model_family.split(",") if f.strip()]
     audio_seconds_per_step = None
     rows = []
+    params_of: Dict[str, int] = {}
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
-        runners: Dict[str, Runner] = {"current": Runner(args, reference=False)}
+        # One runner per family (and the Zipformer's reference paths with --compare), stepped
+        # in turn so that machine noise hits them alike.
+        runners: Dict[str, Runner] = {}
+        for family in families:
+            runners[f"{family}:current"] = Runner(args, reference=False, family=family)
+            if args.compare and family == "zipformer":
+                runners[f"{family}:reference"] = Runner(args, reference=True, family=family)
         if args.profile > 0:
-            profile_runner(runners["current"], args)
+            for runner in runners.values():
+                profile_runner(runner, args)
             continue
-        if args.compare:
-            runners["reference"] = Runner(args, reference=True)
-        audio_seconds_per_step = float(runners["current"].batch[1].sum()) / FRAMES_PER_SECOND
+        for key, runner in runners.items():
+            params_of[key.split(":")[0]] = sum(p.numel() for p in runner.model.parameters())
+        first = next(iter(runners.values()))
+        audio_seconds_per_step = float(first.batch[1].sum()) / FRAMES_PER_SECOND
         times = time_runners(runners, args)
         medians = {name: statistics.median(t) for name, t in times.items()}
-        for name, median in medians.items():
-            ratio = medians.get("reference", float("nan")) / median
-            rows.append((threads, name, 1000.0 * median, audio_seconds_per_step / median, ratio))
+        for key, median in medians.items():
+            family, name = key.split(":")
+            ratio = medians.get(f"{family}:reference", float("nan")) / median
+            rows.append(
+                (family, threads, name, 1000.0 * median, audio_seconds_per_step / median, ratio)
+            )
     if not rows:
         return
-    num_params = sum(p.numel() for p in runners["current"].model.parameters())
+    sizes = ", ".join(f"{f} {n / 1e6:.2f}M params" for f, n in params_of.items())
     print(
-        f"# {args.model_size} Zipformer transducer, {num_params / 1e6:.2f}M params; batch "
-        f"{args.batch} utts, {audio_seconds_per_step:.1f} s audio/step; batch_count "
-        f"{args.batch_count:g}; {args.steps} timed steps (median); torch {torch.__version__}; "
-        f"{platform.processor() or platform.machine()}"
+        f"# {args.model_size} Zipformer / lstm_transducer cpu preset ({sizes}); vocab "
+        f"{args.vocab_size}; batch {args.batch} utts, {audio_seconds_per_step:.1f} s audio/step; "
+        f"batch_count {args.batch_count:g}; {args.steps} timed steps (median); torch "
+        f"{torch.__version__}; {platform.processor() or platform.machine()}"
     )
-    print(f"{'threads':>7} {'variant':>10} {'ms/step':>9} {'x real time':>12} {'ref/cur':>8}")
-    for threads, name, ms, speed, ratio in rows:
+    print(
+        f"{'family':>16} {'threads':>7} {'variant':>10} {'ms/step':>9} {'x real time':>12} "
+        f"{'ref/cur':>8}"
+    )
+    for family, threads, name, ms, speed, ratio in rows:
         ratio_text = f"{ratio:8.2f}" if name == "current" and args.compare else f"{'':>8}"
-        print(f"{threads:>7} {name:>10} {ms:9.1f} {speed:12.2f} {ratio_text}")
+        print(f"{family:>16} {threads:>7} {name:>10} {ms:9.1f} {speed:12.2f} {ratio_text}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+../../../synth/ASR/lstm_transducer/dump_mel_stats.py

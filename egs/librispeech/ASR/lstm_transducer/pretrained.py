@@ -1,0 +1,1 @@
+../../../synth/ASR/lstm_transducer/pretrained.py
