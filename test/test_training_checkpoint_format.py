@@ -71,7 +71,7 @@ def test_a_checkpoint_of_the_old_code_resumes(tmp_path):
     # Resuming sets the training clock's train_seconds_before_run (run() sets it in any case);
     # --init-from-allow-missing is a flag added since (issue #18), and --cuts-prefix and
     # --shar-dir are data flags added since (issue #17), stored like every flag, and so are
-    # the reference RNN-T training controls (issue #14).
+    # the reference RNN-T training controls (issue #14) and the augmentation flags (#11).
     assert set(new) == set(old) | {
         "train_seconds_before_run",
         "init_from_allow_missing",
@@ -87,6 +87,14 @@ def test_a_checkpoint_of_the_old_code_resumes(tmp_path):
         "min_lr",
         "joint_net_lr_factor",
         "ema",
+        # augmentation schedule and strength flags (issue #11)
+        "spec_aug_num_feature_masks",
+        "spec_aug_features_mask_size",
+        "spec_aug_num_frame_masks",
+        "spec_aug_frames_mask_size",
+        "spec_aug_max_frames_mask_fraction",
+        "spec_aug_start_epoch",
+        "musan_start_epoch",
     }
     assert set(new["model"]) == set(old["model"]) and set(new["model_avg"]) == set(old["model_avg"])
     for key in ("rng_states", "regulariser_states"):
