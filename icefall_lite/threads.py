@@ -47,6 +47,30 @@ def other_busy_cores(window: float = 0.3) -> Optional[float]:
     return max(0.0, busy_fraction * cores - (own_end - own_start) / window)
 
 
+AUTOGROUP_SWITCH = "/proc/sys/kernel/sched_autogroup_enabled"
+
+
+def autogroup_note(path: str = AUTOGROUP_SWITCH) -> str:
+    """A warning for the log when the kernel groups processes by session ("" otherwise).
+
+    With autogroup on, ``nice`` only orders processes within one session: niced jobs started
+    from other shells still take an equal share of the cores (measured on the 2-core machine:
+    a pinned 1-thread training ran at 40 % of a core beside four niced sessions, at 70-90 %
+    with autogroup off).
+    """
+    try:
+        with open(path) as f:
+            enabled = f.read().strip() == "1"
+    except OSError:
+        return ""
+    if not enabled:
+        return ""
+    return (
+        "; kernel.sched_autogroup_enabled=1: niced jobs of other sessions still get an equal "
+        "share of the cores (as root: echo 0 > " + path + ")"
+    )
+
+
 def choose_omp_wait_policy(busy_cores: float = BUSY_CORES) -> str:
     """Set ``OMP_WAIT_POLICY=PASSIVE`` when other processes use ``busy_cores`` or more.
 
@@ -59,6 +83,6 @@ def choose_omp_wait_policy(busy_cores: float = BUSY_CORES) -> str:
     busy = other_busy_cores()
     if busy is not None and busy >= busy_cores:
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-        return f"PASSIVE (other processes busy: {busy:.1f} cores)"
+        return f"PASSIVE (other processes busy: {busy:.1f} cores{autogroup_note()})"
     shown = "unknown" if busy is None else f"{busy:.1f} cores"
     return f"libgomp default, threads spin before they sleep (other processes busy: {shown})"

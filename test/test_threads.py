@@ -67,3 +67,13 @@ def test_unreadable_proc_stat_keeps_the_default(no_policy, monkeypatch):
 def test_the_fixture_leaves_no_policy_behind():
     # Runs after the tests above (file order): none of them leaked PASSIVE into this process.
     assert threads.os.environ.get("OMP_WAIT_POLICY") == POLICY_AT_IMPORT
+
+
+@pytest.mark.parametrize("switch, warned", [("1\n", True), ("0\n", False), (None, False)])
+def test_autogroup_is_named_in_the_log_line(tmp_path, switch, warned):
+    path = tmp_path / "sched_autogroup_enabled"
+    if switch is not None:
+        path.write_text(switch)
+    note = threads.autogroup_note(str(path))
+    assert ("sched_autogroup_enabled=1" in note) == warned
+    assert (note == "") == (not warned)
