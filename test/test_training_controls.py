@@ -122,11 +122,20 @@ def test_ema_is_the_exponential_average():
         with torch.no_grad():
             model.weight.fill_(value)
         ema.update(model)
-    # 0 -> 0.1 * 1 = 0.1 -> 0.9 * 0.1 + 0.1 * 2 = 0.29
-    assert torch.allclose(ema.module.weight, torch.full((1, 2), 0.29))
+    # the ramp: d = 1/10, then 2/11: 0 -> 0.9 * 1 = 0.9 -> 2/11 * 0.9 + 9/11 * 2
+    first = 0.9
+    assert torch.allclose(ema.module.weight, torch.full((1, 2), 2 / 11 * first + 9 / 11 * 2))
+    for _ in range(200):  # past the ramp the decay is the given one
+        ema.update(model)
+    before = ema.module.weight.clone()
+    with torch.no_grad():
+        model.weight.fill_(3.0)
+    ema.update(model)
+    assert torch.allclose(ema.module.weight, 0.9 * before + 0.1 * 3.0)
     restored = ModelEma(nn.Linear(2, 1, bias=False), decay=0.5)
     restored.load_state_dict(ema.state_dict())
     assert restored.decay == 0.9 and torch.equal(restored.module.weight, ema.module.weight)
-    assert not math.isclose(float(model.weight[0, 0]), 0.29)
+    assert restored.num_updates == ema.num_updates == 203
+    assert not math.isclose(float(model.weight[0, 0]), float(ema.module.weight[0, 0]))
     with pytest.raises(ValueError, match="--ema"):
         ModelEma(model, decay=1.0)

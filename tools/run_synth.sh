@@ -30,7 +30,7 @@
 #                the training wall time, and where the plot is
 #   8 lstm       the LSTM transducer recipe (egs/synth/ASR/lstm_transducer): train.py
 #                (lstm_transducer/exp), dump_mel_stats.py, decode.py greedy_search and
-#                beam_search --beam-size 4 with the EMA weights of the newest epoch,
+#                modified_beam_search --beam-size 4 with the EMA weights of the newest epoch,
 #                streaming_decode.py --chunk-size 8 greedy_search with per-utterance and with
 #                streaming normalisation, export.py --jit 1 and export-onnx.py, then its WER
 #                table; skipped with a note when the recipe is missing
@@ -527,7 +527,7 @@ do_lstm() {
   in_recipe python3 ./lstm_transducer/dump_mel_stats.py --max-cuts 1500
   local sel=(--epoch "$e" --avg 1 --use-averaged-model 0 --use-ema 1)
   in_recipe python3 ./lstm_transducer/decode.py "${sel[@]}" --decoding-method greedy_search
-  in_recipe python3 ./lstm_transducer/decode.py "${sel[@]}" --decoding-method beam_search \
+  in_recipe python3 ./lstm_transducer/decode.py "${sel[@]}" --decoding-method modified_beam_search \
     --beam-size 4
   in_recipe python3 ./lstm_transducer/streaming_decode.py "${sel[@]}" --chunk-size "$lstm_chunk" \
     --decoding-method greedy_search

@@ -181,7 +181,9 @@ def restore_training_state(state: TrainingState, filename: Union[str, Path]) -> 
             state.ema.load_state_dict(checkpoint["ema_state"])
         else:
             logging.warning(f"{filename} has no EMA weights: --ema starts from the loaded model")
-            state.ema.load_state_dict({"decay": state.ema.decay, "model": state.model.state_dict()})
+            state.ema.load_state_dict(
+                {"decay": state.ema.decay, "num_updates": 0, "model": state.model.state_dict()}
+            )
     # Checkpoints from before the training clock have no train_seconds.
     params.train_seconds_before_run = float(checkpoint.get("train_seconds", 0.0))
     # Whiten probabilities carry over between epochs too, so both resume kinds restore them.

@@ -1,9 +1,13 @@
 """An exponential moving average of the model's weights (``--ema``), for validation and the
 checkpoints, as the reference RNN-T scripts keep.
 
-After each optimizer step ``ema = decay * ema + (1 - decay) * weights`` (float32, on the model's
-device); integer buffers are copied. Validation runs on the average; every training checkpoint
-stores it (``"ema"``), and a resumed run continues it exactly.
+After optimizer step n (counted from 1) ``ema = d * ema + (1 - d) * weights`` with
+``d = min(decay, n / (n + 9))`` (float32, on the model's device); integer buffers are copied.
+The ramp keeps the random initial weights out of the average of a short run: with a constant
+0.998 they would still weigh 0.998^750 = 22 % after 750 steps (measured on the synth corpus:
+an EMA model that emits almost nothing). Validation runs on the average; every training
+checkpoint stores it (``"ema_state"``: decay, update count, weights), and a resumed run
+continues it exactly.
 """
 
 import copy
@@ -27,6 +31,7 @@ class ModelEma:
         if not 0.0 < decay < 1.0:
             raise ValueError(f"--ema must be in (0, 1) (or 0 to disable), got {decay}")
         self.decay = decay
+        self.num_updates = 0
         self.module = copy.deepcopy(model).float().eval()
         for p in self.module.parameters():
             p.requires_grad_(False)
@@ -34,19 +39,27 @@ class ModelEma:
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
         """Fold the current weights of ``model`` into the average."""
+        self.num_updates += 1
+        decay = min(self.decay, self.num_updates / (self.num_updates + 9))
         own = self.module.state_dict()
         for name, value in model.state_dict().items():
             target = own[name]
             if target.dtype.is_floating_point:
-                target.mul_(self.decay).add_(value.detach().to(target.dtype), alpha=1 - self.decay)
+                target.mul_(decay).add_(value.detach().to(target.dtype), alpha=1 - decay)
             else:
                 target.copy_(value)
 
     def state_dict(self) -> Dict[str, Any]:
-        return {"decay": self.decay, "model": self.module.state_dict()}
+        return {
+            "decay": self.decay,
+            "num_updates": self.num_updates,
+            "model": self.module.state_dict(),
+        }
 
     def load_state_dict(self, state: Dict[str, Any]) -> None:
         self.decay = float(state["decay"])
+        # Checkpoints written before the ramp: past it.
+        self.num_updates = int(state.get("num_updates", 10**9))
         self.module.load_state_dict(state["model"], strict=True)
 
 
