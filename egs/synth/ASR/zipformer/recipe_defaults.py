@@ -35,8 +35,11 @@ Usage (from egs/synth/ASR, after ./prepare.sh):
 # Flag defaults of this recipe (the library's defaults are icefall's LibriSpeech ones), chosen
 # by measuring WER against training minutes on a 2-core CPU (RESULTS.md, "egs/synth/ASR: the
 # main job"): the run is a few thousand small steps, so what makes early steps count wins.
-# - No SpecAugment and no noise mixing: with them the model stayed at ~93 % WER for 1,000
-#   steps, without them it was at 54 % (the corpus itself varies voice, room and band).
+# - No SpecAugment: with icefall's strength (and noise) the model stayed at ~93 % WER for
+#   1,000 steps, without them it was at 54 %; mild masks late in training gain little.
+# - Noise mixing (the recipe's music-on-hold and coloured noise, p 0.5, SNR 10-20 dB): on the
+#   slower corpus of prepare.sh --train-slower-fraction 0.6 it costs about 1 point on dev and
+#   gains 10 on test-human (RESULTS.md, "Third round").
 # - BPE 128 and the CTC head at 0.5: frequent units and a strong CTC pull on the encoder.
 # - The Zipformer's internal schedules (dropout, skip rates, regulariser limits) compressed
 #   (--ref-duration 2: each 30 s step counts as 15 reference steps) and a slow learning-rate
@@ -64,7 +67,7 @@ SYNTH_DEFAULTS = dict(
     bpe_model="data/lang_bpe_128/bpe.model",
     num_workers=1,
     enable_spec_aug=False,
-    enable_musan=False,
+    enable_musan=True,
     noise_cuts="synth_cuts_noise.jsonl.gz",
 )
 TRAIN_DEFAULTS = SYNTH_DEFAULTS
