@@ -70,13 +70,18 @@ def test_a_checkpoint_of_the_old_code_resumes(tmp_path):
     new = read_checkpoint(tmp_path / "checkpoint-4.pt")
     # Resuming sets the training clock's train_seconds_before_run (run() sets it in any case);
     # --init-from-allow-missing is a flag added since (issue #18), and --cuts-prefix and
-    # --shar-dir are data flags added since (issue #17), stored like every flag.
+    # --shar-dir are data flags added since (issue #17), stored like every flag; so are the
+    # optimizer/schedule choices and the SpecAugment-mask flags of issue #13.
     assert set(new) == set(old) | {
         "train_seconds_before_run",
         "init_from_allow_missing",
         "cuts_prefix",
         "shar_dir",
-    }
+    } | {
+        "optimizer_name", "weight_decay", "novograd_betas", "lr_schedule", "lr_decay_batches",
+        "min_lr", "enable_spec_masks", "spec_freq_masks", "spec_freq_width", "spec_time_masks",
+        "spec_time_width", "spec_cutout_rects", "spec_cutout_time", "spec_cutout_freq",
+    }  # fmt: skip
     assert set(new["model"]) == set(old["model"]) and set(new["model_avg"]) == set(old["model_avg"])
     for key in ("rng_states", "regulariser_states"):
         assert len(new[key]) == len(old[key]) == 1 and set(new[key][0]) == set(old[key][0])

@@ -26,11 +26,12 @@ from icefall_lite.checkpoint import (
     stored_params,
 )
 from icefall_lite.errors import UsageError
-from icefall_lite.models import add_model_arguments
+from icefall_lite.models import MODEL_FAMILIES
 from icefall_lite.utils import AttributeDict
 
-# Params a model needs that are not command-line flags of the model (they come from the data).
-MODEL_DATA_KEYS = ("vocab_size", "blank_id", "feature_dim")
+# Params a model needs that are not command-line flags of the model (they come from the data,
+# or, for model_family, from the recipe that trained it).
+MODEL_DATA_KEYS = ("vocab_size", "blank_id", "feature_dim", "model_family")
 # Taken from the checkpoint unless given on the command line, where they may differ: the
 # chunk size and left context a causal model is decoded with, and where its BPE model lives.
 OVERRIDABLE_KEYS = ("chunk_size", "left_context_frames", "bpe_model")
@@ -155,8 +156,12 @@ def inference_params() -> AttributeDict:
 
 
 def model_flag_names() -> List[str]:
-    """``dest`` names of the model and encoder flags (those checked against checkpoints)."""
-    return add_tracked_arguments(argparse.ArgumentParser(), add_model_arguments)
+    """``dest`` names of every model family's architecture flags (those checked against and
+    taken from checkpoints; a family's flags are simply absent from another's checkpoint)."""
+    names: List[str] = []
+    for family in MODEL_FAMILIES.values():
+        names += add_tracked_arguments(argparse.ArgumentParser(), family.add_arguments)
+    return list(dict.fromkeys(names))
 
 
 def build_averaged_model(

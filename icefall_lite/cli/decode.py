@@ -156,9 +156,18 @@ def check_decoding_arguments(params: Mapping[str, Any], model: nn.Module) -> Non
         )
 
 
-def get_decode_parser(test_sets: Sequence[str], description: str) -> argparse.ArgumentParser:
+def get_decode_parser(
+    test_sets: Sequence[str],
+    description: str,
+    add_model_args: Optional[Callable[[argparse.ArgumentParser], None]] = None,
+) -> argparse.ArgumentParser:
     """Every decode.py flag: checkpoint selection, decoding, data, and the model flags (only to
-    check them against the checkpoint; the model is built from the checkpoint's params)."""
+    check them against the checkpoint; the model is built from the checkpoint's params).
+
+    Args:
+      add_model_args: adds the model family's architecture flags (default: the Zipformer's,
+        without its training-loss weights).
+    """
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
@@ -193,7 +202,10 @@ def get_decode_parser(test_sets: Sequence[str], description: str) -> argparse.Ar
     )
     add_decoding_arguments(parser)
     AsrDataModule.add_arguments(parser)
-    add_model_arguments(parser)
+    if add_model_args is None:
+        add_model_arguments(parser, include_loss=False)
+    else:
+        add_model_args(parser)
     return parser
 
 

@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from icefall_lite import rnnt
 from icefall_lite.data.filters import conv2d_subsampled_frames
+from icefall_lite.models.ctc import ctc_loss_sum
 from icefall_lite.models.decoder import Decoder
 from icefall_lite.models.joiner import Joiner
 from icefall_lite.models.zipformer import (
@@ -143,14 +144,7 @@ class AsrModel(nn.Module):
           CTC loss summed over the batch (scalar).
         """
         log_probs = self.ctc_output(encoder_out)  # (N, T', V)
-        return torch.nn.functional.ctc_loss(
-            log_probs=log_probs.permute(1, 0, 2).float(),  # (T', N, V)
-            targets=targets.cpu(),
-            input_lengths=encoder_out_lens.cpu(),
-            target_lengths=target_lengths.cpu(),
-            blank=0,
-            reduction="sum",
-        )
+        return ctc_loss_sum(log_probs, encoder_out_lens, targets, target_lengths)
 
     def forward_transducer(
         self,
@@ -300,12 +294,14 @@ def transducer_loss_scales(
     return 1.0 - progress * (1.0 - simple_loss_scale), 0.1 + 0.9 * progress
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, include_loss: bool = True) -> None:
     """Every flag :func:`build_model` and the transducer losses read.
 
     That is the Zipformer encoder's flags (``add_zipformer_arguments``: ``--model-size``,
     ``--encoder-dim``, ...) plus the decoder/joiner/loss flags below, so a recipe script calls
-    this once (and not ``add_zipformer_arguments`` as well).
+    this once (and not ``add_zipformer_arguments`` as well). ``include_loss=False`` leaves out
+    the loss weights (``--prune-range``, ``--lm-scale``, ...), which only training reads:
+    decoding has an ``--lm-scale`` of its own (language-model fusion).
     """
     add_zipformer_arguments(parser)
     group = parser.add_argument_group("transducer model")
@@ -336,6 +332,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default=False,
         help="Train a CTC head on the encoder output (hybrid when --use-transducer is also set).",
     )
+    if include_loss:
+        add_loss_arguments(parser)
+
+
+def add_loss_arguments(parser: argparse.ArgumentParser) -> None:
+    """The transducer/CTC loss weights (training only)."""
+    group = parser.add_argument_group("transducer and CTC losses")
     group.add_argument(
         "--prune-range",
         type=int,
@@ -389,7 +392,7 @@ def check_model_arguments(params: AttributeDict) -> None:
         ("--decoder-dim", params.decoder_dim),
         ("--joiner-dim", params.joiner_dim),
         ("--context-size", params.context_size),
-        ("--prune-range", params.prune_range),
+        ("--prune-range", params.get("prune_range", 5)),
     ):
         if value <= 0:
             raise ValueError(f"{flag} must be positive, got {value}")
@@ -398,15 +401,17 @@ def check_model_arguments(params: AttributeDict) -> None:
             f"--decoder-dim must be a multiple of 4 when --context-size > 1, "
             f"got {params.decoder_dim}"
         )
-    if params.use_transducer and params.prune_range < 2:
+    if params.use_transducer and params.get("prune_range", 5) < 2:
         raise ValueError(f"--prune-range must be at least 2, got {params.prune_range}")
-    for flag, value in (
-        ("--lm-scale", params.lm_scale),
-        ("--am-scale", params.am_scale),
-        ("--simple-loss-scale", params.simple_loss_scale),
-        ("--ctc-loss-scale", params.ctc_loss_scale),
-        ("--warm-step", params.warm_step),
+    # The loss weights are absent when decoding (add_model_arguments(include_loss=False)).
+    for flag, key in (
+        ("--lm-scale", "lm_scale"),
+        ("--am-scale", "am_scale"),
+        ("--simple-loss-scale", "simple_loss_scale"),
+        ("--ctc-loss-scale", "ctc_loss_scale"),
+        ("--warm-step", "warm_step"),
     ):
+        value = params.get(key, 0)
         if value < 0:
             raise ValueError(f"{flag} must be non-negative, got {value}")
 

@@ -8,6 +8,7 @@ and calls :func:`icefall_lite.training.train`.
 
 import argparse
 from pathlib import Path
+from typing import Tuple
 
 import torch
 
@@ -18,8 +19,14 @@ from icefall_lite.models import check_model_arguments
 from icefall_lite.rnnt import add_rnnt_backend_argument
 from icefall_lite.utils import AttributeDict, str2bool
 
+OPTIMIZERS = ("scaled_adam", "novograd")
+LR_SCHEDULES = ("eden", "cosine", "poly")
+
 __all__ = [
     "HelpFormatter",
+    "LR_SCHEDULES",
+    "OPTIMIZERS",
+    "novograd_betas",
     "add_training_arguments",
     "check_training_arguments",
     "get_training_params",
@@ -76,6 +83,43 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="SentencePiece model (made by prepare.sh).",
     )
     group.add_argument("--base-lr", type=float, default=0.045, help="Base learning rate.")
+    group.add_argument(
+        "--optimizer",
+        dest="optimizer_name",  # "optimizer" is the checkpoint's optimizer state
+        type=str,
+        default="scaled_adam",
+        choices=OPTIMIZERS,
+        help="scaled_adam (icefall's, for the Zipformer) or novograd (Jasper/QuartzNet's).",
+    )
+    group.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.001,
+        help="novograd: weight decay added to the normalised gradient.",
+    )
+    group.add_argument(
+        "--novograd-betas",
+        type=str,
+        default="0.95,0.5",
+        help="novograd: beta1,beta2 (momentum, and the average of the layers' gradient norms).",
+    )
+    group.add_argument(
+        "--lr-schedule",
+        type=str,
+        default="eden",
+        choices=LR_SCHEDULES,
+        help="eden (--lr-batches, --lr-epochs), or linear warm-up then cosine / poly (power 2) "
+        "decay to --min-lr at --lr-decay-batches.",
+    )
+    group.add_argument(
+        "--lr-decay-batches",
+        type=int,
+        default=10000,
+        help="cosine/poly: the optimizer step at which the learning rate reaches --min-lr.",
+    )
+    group.add_argument(
+        "--min-lr", type=float, default=1e-5, help="cosine/poly: the final learning rate."
+    )
     group.add_argument(
         "--lr-batches",
         type=float,
@@ -212,6 +256,20 @@ def check_training_arguments(params: AttributeDict) -> None:
     for flag, value in positive:
         if value is None or value <= 0:
             raise ValueError(f"{flag} must be positive, got {value}")
+    if params.get("optimizer_name", "scaled_adam") not in OPTIMIZERS:
+        raise ValueError(f"--optimizer {params.optimizer_name}: expected one of {OPTIMIZERS}")
+    schedule = params.get("lr_schedule", "eden")
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"--lr-schedule {schedule}: expected one of {LR_SCHEDULES}")
+    if schedule != "eden" and params.lr_decay_batches <= params.get("lr_warmup_batches", 0):
+        raise ValueError(
+            f"--lr-decay-batches {params.lr_decay_batches} must exceed the warm-up of "
+            f"{params.get('lr_warmup_batches', 0)} steps"
+        )
+    if params.get("optimizer_name") == "novograd":
+        novograd_betas(params.novograd_betas)
+        if params.weight_decay < 0:
+            raise ValueError(f"--weight-decay must be >= 0, got {params.weight_decay}")
     if params.keep_last_k < 1:
         raise ValueError(f"--keep-last-k must be at least 1, got {params.keep_last_k}")
     for flag, value in (
@@ -272,3 +330,14 @@ def check_training_arguments(params: AttributeDict) -> None:
                 )
             check_manifest_head(filename)
     check_model_arguments(params)
+
+
+def novograd_betas(text: str) -> Tuple[float, float]:
+    """``"0.95,0.5"`` -> (0.95, 0.5); ``ValueError`` naming --novograd-betas otherwise."""
+    try:
+        betas = tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        betas = ()
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"--novograd-betas {text}: expected two numbers in [0, 1), e.g. 0.95,0.5")
+    return betas

@@ -29,7 +29,7 @@ from icefall_lite.training.checkpoints import (
     resume_checkpoint_path,
     save_epoch_checkpoint,
 )
-from icefall_lite.training.flags import check_training_arguments
+from icefall_lite.training.flags import check_training_arguments, novograd_betas
 from icefall_lite.training.loop import format_minutes, train_epoch, validate_and_log
 from icefall_lite.training.loss import compute_loss
 from icefall_lite.training.state import TrainingState, fix_random_seed, gather_rank_states
@@ -145,20 +145,41 @@ def _load_tokenizer(params: AttributeDict) -> Any:
 
 
 def build_optimizer_and_scheduler(params: AttributeDict, model: nn.Module) -> Tuple[Any, Any]:
-    """ScaledAdam over the model's parameter groups and the Eden schedule."""
-    from icefall_lite.optim import Eden, ScaledAdam, get_parameter_groups_with_lrs
+    """The ``--optimizer`` (ScaledAdam over the model's parameter groups, or Novograd) and the
+    ``--lr-schedule`` (Eden, or warm-up + cosine / polynomial decay)."""
+    from icefall_lite.optim import (
+        Eden,
+        Novograd,
+        ScaledAdam,
+        WarmupDecay,
+        get_parameter_groups_with_lrs,
+    )
 
-    optimizer = ScaledAdam(
-        get_parameter_groups_with_lrs(model, lr=params.base_lr, include_names=True),
-        lr=params.base_lr,
-        clipping_scale=2.0,
-    )
-    scheduler = Eden(
-        optimizer,
-        params.lr_batches,
-        params.lr_epochs,
-        warmup_batches=params.get("lr_warmup_batches", 500),
-    )
+    warmup = params.get("lr_warmup_batches", 500)
+    if params.get("optimizer_name", "scaled_adam") == "novograd":
+        optimizer = Novograd(
+            get_parameter_groups_with_lrs(model, lr=params.base_lr),
+            lr=params.base_lr,
+            betas=novograd_betas(params.novograd_betas),
+            weight_decay=params.weight_decay,
+        )
+    else:
+        optimizer = ScaledAdam(
+            get_parameter_groups_with_lrs(model, lr=params.base_lr, include_names=True),
+            lr=params.base_lr,
+            clipping_scale=2.0,
+        )
+    schedule = params.get("lr_schedule", "eden")
+    if schedule == "eden":
+        scheduler = Eden(optimizer, params.lr_batches, params.lr_epochs, warmup_batches=warmup)
+    else:
+        scheduler = WarmupDecay(
+            optimizer,
+            decay_batches=params.lr_decay_batches,
+            warmup_batches=warmup,
+            kind=schedule,
+            min_lr=params.min_lr,
+        )
     return optimizer, scheduler
 
 
