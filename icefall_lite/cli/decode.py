@@ -31,11 +31,22 @@ from icefall_lite.data.nemo import nemo_to_cuts
 from icefall_lite.errors import UsageError
 from icefall_lite.models import add_model_arguments, build_model
 from icefall_lite.models.interface import has_ctc_head, has_transducer
-from icefall_lite.search.decoding import CTC_METHODS, DECODING_METHODS, TRANSDUCER_METHODS
+from icefall_lite.search.decoding import (
+    CTC_METHODS,
+    DECODING_METHODS,
+    LM_METHODS,
+    TRANSDUCER_METHODS,
+)
+from icefall_lite.search.lm_fusion import LmFusion
 from icefall_lite.utils import AttributeDict, setup_logger, str2bool
 
+# Where prepare.sh's LM stage writes the token 5-gram of the default BPE 128 model.
+DEFAULT_LM_PATH = "data/lm/lang_bpe_128_5gram.arpa"
+
 __all__ = [
+    "DEFAULT_LM_PATH",
     "add_decoding_arguments",
+    "load_lm_fusion",
     "check_data_flags",
     "check_decoding_arguments",
     "check_search_flags",
@@ -104,6 +115,34 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         "(smaller: more diverse paths).",
     )
     group.add_argument(
+        "--lm-type",
+        type=str,
+        default="none",
+        choices=("none", "ngram"),
+        help="ngram: shallow fusion of the token-level n-gram LM --lm-path into "
+        "modified_beam_search or ctc_prefix_beam_search (icefall's flag name).",
+    )
+    group.add_argument(
+        "--lm-path",
+        type=Path,
+        default=Path(DEFAULT_LM_PATH),
+        help="ARPA file of the n-gram LM over the model's BPE tokens (prepare.sh's LM stage "
+        "builds it from the training transcripts); plain or .gz.",
+    )
+    group.add_argument(
+        "--lm-scale",
+        type=float,
+        default=0.3,
+        help="--lm-type ngram: weight of the LM's log-probabilities in the search score.",
+    )
+    group.add_argument(
+        "--word-insertion-bonus",
+        type=float,
+        default=0.0,
+        help="--lm-type ngram: added to the score for every word begun (offsets the LM's "
+        "preference for fewer words).",
+    )
+    group.add_argument(
         "--skip-scoring",
         type=str2bool,
         default=False,
@@ -129,6 +168,14 @@ def check_search_flags(params: Mapping[str, Any]) -> None:
     for flag, key in (("--beam", "beam"), ("--nbest-scale", "nbest_scale")):
         if params.get(key, 1.0) <= 0:
             raise UsageError(f"{flag} must be > 0, got {params[key]}")
+    if params.get("lm_type", "none") != "none":
+        if method not in LM_METHODS:
+            raise UsageError(
+                f"--lm-type {params['lm_type']} works with --decoding-method "
+                f"{' or '.join(LM_METHODS)}, not {method}"
+            )
+        if params["lm_scale"] < 0:
+            raise UsageError(f"--lm-scale must be >= 0, got {params['lm_scale']}")
 
 
 def check_data_flags(params: Mapping[str, Any]) -> None:
@@ -274,6 +321,8 @@ def run_decode(
             f"trained with vocab_size {params.vocab_size}"
         )
 
+    fusion = load_lm_fusion(params, sp)
+
     data_module = AsrDataModule(args)
     test_sets = {}
     for name in [s for s in params.test_sets.split(",") if s]:
@@ -293,7 +342,26 @@ def run_decode(
             test_sets[name] = audio_module.test_dataloaders(nemo_inputs[name])
 
     summary = decode_test_sets(
-        params, model, lambda ids: sp.decode(ids).split(), test_sets, nemo_inputs=nemo_inputs
+        params,
+        model,
+        lambda ids: sp.decode(ids).split(),
+        test_sets,
+        nemo_inputs=nemo_inputs,
+        fusion=fusion,
     )
     logging.info("Done!")
     return summary
+
+
+def load_lm_fusion(params: Mapping[str, Any], sp: Any) -> Optional[LmFusion]:
+    """The language model ``--lm-type`` / ``--lm-path`` name with its weights, checked against
+    the BPE model's pieces (None for ``--lm-type none``). A missing or malformed ARPA file or a
+    vocabulary mismatch is a one-line UsageError."""
+    if params.get("lm_type", "none") == "none":
+        return None
+    from icefall_lite.lm import load_token_lm
+
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    lm = load_token_lm(params["lm_path"], pieces, what="--lm-path")
+    logging.info(f"LM fusion: {params['lm_path']} ({lm.order}-gram over BPE tokens)")
+    return LmFusion(lm, params["lm_scale"], params.get("word_insertion_bonus", 0.0))

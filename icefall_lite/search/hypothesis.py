@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 
 @dataclass
@@ -35,11 +35,14 @@ class Hypothesis:
       ys: the decoder history: ``context_size`` start symbols followed by the emitted tokens.
       log_prob: total log-probability (summed over the alignments merged into it).
       timestamps: encoder frame index of each emitted token (``len(ys) - context_size`` items).
+      lm_state: the fused language model's state after ``ys`` (None without LM fusion; with
+        it, ``log_prob`` includes the LM scores).
     """
 
     ys: List[int]
     log_prob: float
     timestamps: List[int] = field(default_factory=list)
+    lm_state: Any = None
 
     @property
     def key(self) -> Tuple[int, ...]:
@@ -72,7 +75,10 @@ class HypothesisList:
             return
         timestamps = hyp.timestamps if hyp.log_prob > old.log_prob else old.timestamps
         self._data[hyp.key] = Hypothesis(
-            ys=old.ys, log_prob=_log_add(old.log_prob, hyp.log_prob), timestamps=timestamps
+            ys=old.ys,
+            log_prob=_log_add(old.log_prob, hyp.log_prob),
+            timestamps=timestamps,
+            lm_state=old.lm_state,  # a function of ys: the same for both
         )
 
     def remove(self, hyp: Hypothesis) -> None:
