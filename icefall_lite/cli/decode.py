@@ -40,11 +40,8 @@ from icefall_lite.search.decoding import (
 from icefall_lite.search.lm_fusion import LmFusion
 from icefall_lite.utils import AttributeDict, setup_logger, str2bool
 
-# Where prepare.sh's LM stage writes the token 5-gram of the default BPE 128 model.
-DEFAULT_LM_PATH = "data/lm/lang_bpe_128_5gram.arpa"
-
 __all__ = [
-    "DEFAULT_LM_PATH",
+    "default_lm_path",
     "add_decoding_arguments",
     "load_lm_fusion",
     "check_data_flags",
@@ -56,6 +53,12 @@ __all__ = [
     "result_key",
     "run_decode",
 ]
+
+
+def default_lm_path(lang_dir: str, order: int = 5) -> Path:
+    """Where prepare.sh's LM stage writes the token n-gram of ``lang_dir``'s BPE model:
+    ``data/lm/<lang dir name>_<order>gram.arpa``."""
+    return Path("data/lm") / f"{Path(lang_dir).name}_{order}gram.arpa"
 
 
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
@@ -125,7 +128,7 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--lm-path",
         type=Path,
-        default=Path(DEFAULT_LM_PATH),
+        default=default_lm_path("data/lang_bpe_500"),
         help="ARPA file of the n-gram LM over the model's BPE tokens (prepare.sh's LM stage "
         "builds it from the training transcripts); plain or .gz.",
     )

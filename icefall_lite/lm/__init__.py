@@ -6,6 +6,7 @@ KenLM's Python module (``pip install kenlm``) reads the same files; it is not ne
 """
 
 from icefall_lite.lm.arpa import BOS, EOS, UNK, ArpaError, NgramLm, read_arpa
+from icefall_lite.lm.build import build_token_lm
 from icefall_lite.lm.kneser_ney import estimate_discounts, train_kneser_ney, write_arpa
 from icefall_lite.lm.token_lm import LmVocabularyError, TokenNgramLm, load_token_lm
 
@@ -17,6 +18,7 @@ __all__ = [
     "NgramLm",
     "TokenNgramLm",
     "UNK",
+    "build_token_lm",
     "estimate_discounts",
     "load_token_lm",
     "read_arpa",

@@ -31,15 +31,16 @@ Gram = Tuple[str, ...]
 
 
 def estimate_discounts(counts: Iterable[int]) -> Tuple[float, float, float]:
-    """(D1, D2, D3+) from one order's (adjusted) counts; when a count of counts is zero (tiny
-    texts), the discounts fall back to 0.5, 1.0, 1.5 clipped into [0, k]."""
-    t = Counter(min(int(c), 4) for c in counts)
+    """(D1, D2, D3+) from one order's (adjusted) counts. When a count of counts is zero (tiny
+    texts) they fall back to 0.5, 1.0, 1.5; each is kept in [0.01 k, k] (D_k <= 0 would leave
+    no probability mass for unseen words after some contexts)."""
+    t = Counter(int(c) for c in counts if c <= 4)
     t1, t2, t3, t4 = (t.get(k, 0) for k in (1, 2, 3, 4))
     if min(t1, t2, t3, t4) == 0:
         return 0.5, 1.0, 1.5
     y = t1 / (t1 + 2 * t2)
     d = (1 - 2 * y * t2 / t1, 2 - 3 * y * t3 / t2, 3 - 4 * y * t4 / t3)
-    return tuple(min(max(dk, 0.0), float(k + 1)) for k, dk in enumerate(d))
+    return tuple(min(max(dk, 0.01 * (k + 1)), float(k + 1)) for k, dk in enumerate(d))
 
 
 def _discount(a: int, d: Tuple[float, float, float]) -> float:

@@ -7,7 +7,7 @@ best final hypothesis is chosen. The LM is anything with the small interface of
 other package of the library, so it is duck-typed here.
 """
 
-from typing import Any, Hashable, Protocol, Tuple
+from typing import Any, Dict, Hashable, Protocol, Tuple
 
 __all__ = ["LmFusion", "TokenLm"]
 
@@ -42,15 +42,23 @@ class LmFusion:
         self.lm = lm
         self.scale = scale
         self.word_insertion_bonus = word_insertion_bonus
+        # (state, token) -> (score, next state): the searches ask the same few questions on
+        # every frame, and a hit here is one dict look-up.
+        self._cache: Dict[Tuple[Hashable, int], Tuple[float, Any]] = {}
 
     def initial_state(self) -> Any:
         return self.lm.initial_state()
 
     def extend(self, state: Any, token: int) -> Tuple[float, Any]:
         """(the score ``token`` adds after ``state``, the next state)."""
-        logp, next_state = self.lm.score(state, token)
-        bonus = self.word_insertion_bonus if self.lm.is_word_start(token) else 0.0
-        return self.scale * logp + bonus, next_state
+        key = (state, token)
+        hit = self._cache.get(key)
+        if hit is None:
+            logp, next_state = self.lm.score(state, token)
+            bonus = self.word_insertion_bonus if self.lm.is_word_start(token) else 0.0
+            hit = (self.scale * logp + bonus, next_state)
+            self._cache[key] = hit
+        return hit
 
     def final(self, state: Any) -> float:
         """The end-of-sentence score of a complete hypothesis."""

@@ -59,9 +59,9 @@ def test_kneser_ney_by_hand(bigram):
 
 
 def test_discounts_from_counts_of_counts():
-    # t1 = 4, t2 = 2, t3 = 1, t4 = 1: Y = 4 / 8 = 0.5, D1 = 1 - 2 * 0.5 * 2 / 4 = 0.5,
+    # t1 = 4, t2 = 2, t3 = 1, t4 = 1 (9 is no t_k): Y = 4 / 8 = 0.5, D1 = 1 - 2 * 0.5 * 2 / 4 = 0.5,
     # D2 = 2 - 3 * 0.5 * 1 / 2 = 1.25, D3 = 3 - 4 * 0.5 * 1 / 1 = 1.0.
-    assert estimate_discounts([1, 1, 1, 1, 2, 2, 3, 4]) == pytest.approx((0.5, 1.25, 1.0))
+    assert estimate_discounts([1, 1, 1, 1, 2, 2, 3, 4, 9]) == pytest.approx((0.5, 1.25, 1.0))
     assert estimate_discounts([1, 1, 2]) == (0.5, 1.0, 1.5)  # no t3/t4: the fallback
 
 
