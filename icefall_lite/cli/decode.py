@@ -295,18 +295,23 @@ def run_decode(
     argv: Sequence[str],
     dataset_prefix: str,
     defaults: Mapping[str, Any],
+    wrap_model: Optional[Callable[[nn.Module, AttributeDict], nn.Module]] = None,
+    result_subdir: str = "",
 ) -> Dict[str, Any]:
     """Parse ``argv`` with ``parser`` (from :func:`get_decode_parser`) and decode.
 
     Args:
       dataset_prefix: cut files are ``<manifest-dir>/<prefix>_cuts_<test-set>.jsonl.gz``.
       defaults: the recipe's ``get_params()`` (flags override them).
+      wrap_model: replaces the loaded model by ``wrap_model(model, params)`` before decoding
+        (e.g. buffered streaming of a non-causal CTC model).
+      result_subdir: results go to ``<exp-dir>/<result_subdir>/<decoding-method>/``.
     Returns:
       test set -> (WER % or None, DecodeStats).
     """
     args, params, files = parse_decode_params(parser, argv, defaults)
     dataset_prefix = params.get("cuts_prefix") or dataset_prefix
-    params.res_dir = params.exp_dir / params.decoding_method
+    params.res_dir = params.exp_dir / result_subdir / params.decoding_method
     params.suffix = decoding_suffix(params)
     setup_logger(f"{params.res_dir}/log-decode-{params.suffix}")
     logging.info("Decoding started")
@@ -316,6 +321,8 @@ def run_decode(
     logging.info(f"Device: {device}")
     model = build_averaged_model(params, build_model, device, files)
     check_decoding_arguments(params, model)
+    if wrap_model is not None:
+        model = wrap_model(model, params)
 
     sp = load_bpe_model(params.bpe_model)
     if sp.get_piece_size() != params.vocab_size:

@@ -50,6 +50,12 @@ def decoding_suffix(params: Mapping[str, Any]) -> str:
         chunk = str(params["chunk_size"]).split(",")[0]
         left_context = str(params["left_context_frames"]).split(",")[0]
         suffix += f"_chunk-{chunk}_left-context-{left_context}"
+    if params.get("buffered_chunk"):
+        # Buffered streaming of a non-causal model (icefall_lite/streaming/buffered.py).
+        suffix += (
+            f"_chunk-{params['buffered_chunk']}_left-{params['buffered_left']}"
+            f"_right-{params['buffered_right']}"
+        )
     method = params["decoding_method"]
     if "fast_beam_search" in method:
         suffix += f"_beam-{params['beam']}_max-contexts-{params['max_contexts']}"

@@ -152,7 +152,15 @@ def run_pretrained(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
         return model.forward_encoder(x, x_lens)
 
     symbols = read_tokens(params["tokens"])
-    texts = transcribe_offline(params, params["sound_files"], encode, model, symbols)
+    fusion = None
+    if params.get("lm_type", "none") != "none":
+        # The LM's words must be the model's tokens (tokens.txt's symbols are the BPE pieces).
+        from icefall_lite.lm import load_token_lm
+        from icefall_lite.search.lm_fusion import LmFusion
+
+        lm = load_token_lm(params["lm_path"], symbols, what="--lm-path")
+        fusion = LmFusion(lm, params["lm_scale"], params.get("word_insertion_bonus", 0.0))
+    texts = transcribe_offline(params, params["sound_files"], encode, model, symbols, fusion)
     return print_transcripts(params["sound_files"], texts)
 
 
