@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Time one Zipformer transducer training step (forward + backward + ScaledAdam step) on CPU.
+"""Time one training step (forward + backward + optimizer step) on CPU: the Zipformer
+transducer (ScaledAdam) and/or the conv_ctc recipe's model (Jasper/QuartzNet CTC, Novograd).
 
 Usage (from the repository root):
 
@@ -13,6 +14,10 @@ Usage (from the repository root):
     # where the time goes (torch.profiler, CPU), top 25 ops by self time
     .venv/bin/python tools/bench/train_step.py --profile 25 --threads 1
 
+    # both synth recipes' models in one run (steps interleaved), BPE 128 as the recipes use
+    .venv/bin/python tools/bench/train_step.py --model-family zipformer,conv_ctc \
+        --vocab-size 128 --threads 1
+
 The batch is fixed and random: ``--batch`` utterances of about ``--seconds`` s of 80-dim
 features at 100 frames/s (lengths spread over the last 20%), 10-30 tokens each. The model is
 built by ``build_model`` from the synth recipe's flag defaults and put at ``--batch-count`` on
@@ -20,7 +25,8 @@ the Zipformer's internal schedules (dropout, skip rates, regulariser probabiliti
 where a synth run spends most of its steps (``--ref-duration 10``: step s is batch count 10 s).
 
 Columns: ms/step (median over the timed steps), x real time (audio seconds trained per
-wall-clock second), and with ``--compare`` the reference/current ratio.
+wall-clock second), and with ``--compare`` the reference/current ratio. ``--model-family
+conv_ctc`` builds ``--conv-preset`` (default: the recipe's ``cpu``) and times CTC + Novograd.
 """
 
 import argparse
@@ -86,10 +92,20 @@ def get_parser() -> argparse.ArgumentParser:
         help="If > 0: profile the timed steps of the current code and print this many ops.",
     )
     parser.add_argument("--seed", type=int, default=1234, help="Seed for model and batch.")
+    parser.add_argument(
+        "--model-family",
+        type=str,
+        default="zipformer",
+        help="Comma-separated families to time in one run: zipformer, conv_ctc.",
+    )
+    parser.add_argument("--conv-preset", type=str, default="cpu", help="conv_ctc preset.")
+    parser.add_argument("--vocab-size", type=int, default=500, help="Output tokens.")
     return parser
 
 
-def build_synth_model(model_size: str, encoder_embed_channels: int = 0) -> torch.nn.Module:
+def build_synth_model(
+    model_size: str, encoder_embed_channels: int = 0, vocab_size: int = VOCAB_SIZE
+) -> torch.nn.Module:
     """The synth recipe's model: its flag defaults, vocab 500, decoder/joiner dims 256; the
     preset's front-end width unless ``encoder_embed_channels`` > 0."""
     parser = argparse.ArgumentParser()
@@ -102,7 +118,7 @@ def build_synth_model(model_size: str, encoder_embed_channels: int = 0) -> torch
         model_size=model_size,
         decoder_dim=256,
         joiner_dim=256,
-        vocab_size=VOCAB_SIZE,
+        vocab_size=vocab_size,
         blank_id=BLANK_ID,
         feature_dim=80,
     )
@@ -110,7 +126,7 @@ def build_synth_model(model_size: str, encoder_embed_channels: int = 0) -> torch
 
 
 def make_batch(
-    batch_size: int, seconds: float, generator: torch.Generator
+    batch_size: int, seconds: float, generator: torch.Generator, vocab_size: int = VOCAB_SIZE
 ) -> Tuple[torch.Tensor, torch.Tensor, List[List[int]]]:
     """Features (N, T, 80), lengths (N,) in frames, and 10-30 random tokens per utterance."""
     max_frames = int(seconds * FRAMES_PER_SECOND)
@@ -121,25 +137,40 @@ def make_batch(
     tokens = []
     for _ in range(batch_size):
         num_tokens = int(torch.randint(10, 31, (1,), generator=generator))
-        tokens.append(torch.randint(3, VOCAB_SIZE, (num_tokens,), generator=generator).tolist())
+        tokens.append(torch.randint(3, vocab_size, (num_tokens,), generator=generator).tolist())
     return features, lens, tokens
 
 
 class Runner:
     """One model + optimizer; ``step()`` runs one training step under its implementation mode."""
 
-    def __init__(self, args: argparse.Namespace, reference: bool) -> None:
+    def __init__(self, args: argparse.Namespace, reference: bool, family: str = "zipformer"):
         torch.manual_seed(args.seed)
-        self.model = build_synth_model(args.model_size, args.encoder_embed_channels)
+        self.family = family
+        if family == "conv_ctc":
+            from icefall_lite.models.conv_ctc import build_conv_ctc_model
+            from icefall_lite.optim import Novograd
+
+            self.model = build_conv_ctc_model(
+                {"conv_preset": args.conv_preset, "vocab_size": args.vocab_size}
+            )
+            # The synth conv_ctc recipe's optimizer settings.
+            self.optimizer = Novograd(
+                self.model.parameters(), lr=0.03, betas=(0.8, 0.5), weight_decay=0.001
+            )
+        else:
+            self.model = build_synth_model(
+                args.model_size, args.encoder_embed_channels, args.vocab_size
+            )
+            set_batch_count(self.model, args.batch_count)
+            self.optimizer = ScaledAdam(
+                get_parameter_groups_with_lrs(self.model, lr=0.045, include_names=True),
+                lr=0.045,
+                clipping_scale=2.0,
+            )
         self.model.train()
-        set_batch_count(self.model, args.batch_count)
-        self.optimizer = ScaledAdam(
-            get_parameter_groups_with_lrs(self.model, lr=0.045, include_names=True),
-            lr=0.045,
-            clipping_scale=2.0,
-        )
         generator = torch.Generator().manual_seed(args.seed)
-        self.batch = make_batch(args.batch, args.seconds, generator)
+        self.batch = make_batch(args.batch, args.seconds, generator, args.vocab_size)
         self.reference = reference
         # Each runner has its own Python RNG so interleaving does not change its random draws
         # (which regulariser fires, dropout masks are torch's and are not compared).
@@ -157,10 +188,13 @@ class Runner:
         random.setstate(self.rng_state)
         start = time.perf_counter()
         with self._mode():
-            simple_loss, pruned_loss, _ = self.model(
+            simple_loss, pruned_loss, ctc_loss = self.model(
                 features, lens, tokens, prune_range=5, am_scale=0.0, lm_scale=0.25
             )
-            loss = 0.5 * simple_loss + pruned_loss
+            if self.family == "conv_ctc":
+                loss = ctc_loss
+            else:
+                loss = 0.5 * simple_loss + pruned_loss
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -198,15 +232,25 @@ def main() -> None:
     args = get_parser().parse_args()
     audio_seconds_per_step = None
     rows = []
+    families = [f.strip() for f in args.model_family.split(",") if f.strip()]
+    for family in families:
+        if family not in ("zipformer", "conv_ctc"):
+            sys.exit(f"train_step.py: error: --model-family {family}: zipformer or conv_ctc")
+    sizes = {}
     for threads in [int(t) for t in args.threads.split(",")]:
         torch.set_num_threads(threads)
-        runners: Dict[str, Runner] = {"current": Runner(args, reference=False)}
+        runners: Dict[str, Runner] = {}
+        for family in families:
+            name = "current" if families == ["zipformer"] else family
+            runners[name] = Runner(args, reference=False, family=family)
+            sizes[name] = sum(p.numel() for p in runners[name].model.parameters())
         if args.profile > 0:
-            profile_runner(runners["current"], args)
+            profile_runner(next(iter(runners.values())), args)
             continue
-        if args.compare:
+        if args.compare and families == ["zipformer"]:
             runners["reference"] = Runner(args, reference=True)
-        audio_seconds_per_step = float(runners["current"].batch[1].sum()) / FRAMES_PER_SECOND
+        first = next(iter(runners.values()))
+        audio_seconds_per_step = float(first.batch[1].sum()) / FRAMES_PER_SECOND
         times = time_runners(runners, args)
         medians = {name: statistics.median(t) for name, t in times.items()}
         for name, median in medians.items():
@@ -214,7 +258,10 @@ def main() -> None:
             rows.append((threads, name, 1000.0 * median, audio_seconds_per_step / median, ratio))
     if not rows:
         return
-    num_params = sum(p.numel() for p in runners["current"].model.parameters())
+    num_params = sizes.get("current") or sizes.get("zipformer", 0)
+    if "conv_ctc" in sizes:
+        conv_params = sizes["conv_ctc"] / 1e6
+        print(f"# conv_ctc ({args.conv_preset} preset, CTC + Novograd): {conv_params:.2f}M params")
     print(
         f"# {args.model_size} Zipformer transducer, {num_params / 1e6:.2f}M params; batch "
         f"{args.batch} utts, {audio_seconds_per_step:.1f} s audio/step; batch_count "
