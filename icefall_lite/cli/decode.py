@@ -313,9 +313,15 @@ def run_decode(
     dataset_prefix = params.get("cuts_prefix") or dataset_prefix
     params.res_dir = params.exp_dir / result_subdir / params.decoding_method
     params.suffix = decoding_suffix(params)
+    # A missing, malformed or mismatched LM is found before any work or log line.
+    fusion = None
+    if params.get("lm_type", "none") != "none":
+        fusion = load_lm_fusion(params, load_bpe_model(params.bpe_model))
     setup_logger(f"{params.res_dir}/log-decode-{params.suffix}")
     logging.info("Decoding started")
     logging.info(params)
+    if fusion is not None:
+        logging.info(f"LM fusion: {params.lm_path} ({fusion.lm.order}-gram over BPE tokens)")
 
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     logging.info(f"Device: {device}")
@@ -330,8 +336,6 @@ def run_decode(
             f"--bpe-model {params.bpe_model} has {sp.get_piece_size()} tokens but the model was "
             f"trained with vocab_size {params.vocab_size}"
         )
-
-    fusion = load_lm_fusion(params, sp)
 
     data_module = AsrDataModule(args)
     test_sets = {}
@@ -373,5 +377,4 @@ def load_lm_fusion(params: Mapping[str, Any], sp: Any) -> Optional[LmFusion]:
 
     pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
     lm = load_token_lm(params["lm_path"], pieces, what="--lm-path")
-    logging.info(f"LM fusion: {params['lm_path']} ({lm.order}-gram over BPE tokens)")
     return LmFusion(lm, params["lm_scale"], params.get("word_insertion_bonus", 0.0))
