@@ -65,6 +65,12 @@ def _check_method(params: AttributeDict) -> None:
             f"--decoding-method {params.decoding_method}: streaming supports "
             f"{', '.join(STREAMING_DECODING_METHODS)}"
         )
+    if params.get("lm_type", "none") != "none":
+        # The chunk-wise searches take no LM yet; say so rather than ignore the flag.
+        raise UsageError(
+            f"--lm-type {params.lm_type}: chunk-wise streaming decodes without an LM; use "
+            f"decode.py (simulated streaming) for LM fusion"
+        )
 
 
 def run_streaming_decode(
