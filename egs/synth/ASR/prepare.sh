@@ -24,7 +24,8 @@
 #   9  Lhotse Shar shards (only with --shar true): data/shar/<prefix>_{train,dev}/ from the fbank
 #      cuts (prefix nemo with --nemo-manifest, else synth), written atomically; train.py --shar-dir data/shar
 #  10  n-gram LM: a --lm-order modified Kneser-Ney LM over the BPE pieces of the train transcripts
-#      only (stage 6's transcript_words.txt), data/lm/lang_bpe_<N>_<order>gram.arpa, for
+#      only (stage 6's transcript_words.txt; stage 8's with --nemo-manifest),
+#      data/lm/lang_bpe_<N>[_nemo]_<order>gram.arpa, for
 #      decode.py --lm-type ngram (conv_ctc's ctc_prefix_beam_search, zipformer's modified_beam_search)
 #
 # Outputs: data/manifests/synth_{recordings,supervisions}_<split>.jsonl.gz,
@@ -161,7 +162,10 @@ if [ "$shar" = true ]; then
     --splits train dev --fbank-dir data/fbank --shar-dir data/shar --shard-size $shar_shard_size
 fi
 
-run_stage 10 "token ${lm_order}-gram LM (train transcripts)" $python local/train_ngram_lm.py \
-  --text data/lang_bpe_$vocab_size/transcript_words.txt \
-  --bpe-model data/lang_bpe_$vocab_size/bpe.model --order $lm_order \
-  --out $lm_dir/lang_bpe_${vocab_size}_${lm_order}gram.arpa
+# The LM of the lang dir this run made: the synth one, or stage 8's with --nemo-manifest.
+lm_lang=lang_bpe_$vocab_size
+[ -n "$nemo_manifest" ] && lm_lang=lang_bpe_${vocab_size}_nemo
+run_stage 10 "token ${lm_order}-gram LM (train transcripts of data/$lm_lang)" \
+  $python local/train_ngram_lm.py --text data/$lm_lang/transcript_words.txt \
+  --bpe-model data/$lm_lang/bpe.model --order $lm_order \
+  --out $lm_dir/${lm_lang}_${lm_order}gram.arpa
