@@ -1,4 +1,5 @@
-"""ScaledAdam optimizer and the Eden learning-rate schedule (icefall's Zipformer recipe).
+"""Optimizers and learning-rate schedules: ScaledAdam and Eden (icefall's Zipformer recipe),
+Novograd and warm-up + cosine / polynomial decay (:class:`WarmupDecay`; Jasper and QuartzNet).
 
 ScaledAdam is Adam whose update of each non-scalar parameter tensor is multiplied by that
 tensor's RMS value, so every tensor changes by about the same *relative* amount per step, plus
@@ -10,6 +11,7 @@ Eden decays the learning rate smoothly in both batches and epochs:
 """
 
 import logging
+import math
 from collections import defaultdict
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
@@ -481,3 +483,141 @@ class WarmupHoldDecay(LRScheduler):
     def get_lr(self) -> List[float]:
         factor = self.factor(self.batch)
         return [base * factor for base in self.base_lrs]
+
+
+# ---------------------------------------------------------------------------------------------
+# Novograd and the warm-up + decay schedules of the Jasper/QuartzNet recipe
+
+
+class Novograd(Optimizer):
+    """Novograd (Ginsburg et al. 2019, the optimizer of Jasper and QuartzNet): Adam-like, but
+    the second moment is one scalar per parameter tensor (a layer) and weight decay is added
+    to the normalised gradient.
+
+    For each tensor ``w`` with gradient ``g`` at step ``t``::
+
+        v_t = ||g||^2                                   (t = 1)
+        v_t = beta2 * v_{t-1} + (1 - beta2) * ||g||^2   (t > 1)
+        u   = g / (sqrt(v_t) + eps) + weight_decay * w
+        m_t = beta1 * m_{t-1} + c * u      (c = 1 - beta1 with grad_averaging, else 1)
+        w  <- w - lr * m_t
+
+    Args:
+      params: parameters or parameter groups.
+      lr: learning rate.
+      betas: (beta1, beta2).
+      eps: added to the layer's gradient norm.
+      weight_decay: decoupled-from-the-norm L2 weight (0.001 in QuartzNet).
+      grad_averaging: scale the momentum input by 1 - beta1 (an exponential average).
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.01,
+        betas: Tuple[float, float] = (0.95, 0.98),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        grad_averaging: bool = False,
+    ) -> None:
+        if lr <= 0:
+            raise ValueError(f"Novograd: lr must be positive, got {lr}")
+        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
+            raise ValueError(f"Novograd: betas must be in [0, 1), got {betas}")
+        if weight_decay < 0:
+            raise ValueError(f"Novograd: weight_decay must be >= 0, got {weight_decay}")
+        defaults = dict(
+            lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, grad_averaging=grad_averaging
+        )
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if p.grad.is_sparse:
+                    raise RuntimeError("Novograd does not support sparse gradients")
+                grad = p.grad.float()
+                state = self.state[p]
+                norm_sq = grad.pow(2).sum()
+                if len(state) == 0:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p, dtype=torch.float32)
+                    state["exp_avg_sq"] = norm_sq.clone()
+                else:
+                    state["exp_avg_sq"].mul_(beta2).add_(norm_sq, alpha=1.0 - beta2)
+                state["step"] += 1
+                update = grad / (state["exp_avg_sq"].sqrt() + group["eps"])
+                if group["weight_decay"] != 0:
+                    update = update.add(p.float(), alpha=group["weight_decay"])
+                if group["grad_averaging"]:
+                    update = update * (1.0 - beta1)
+                state["exp_avg"].mul_(beta1).add_(update)
+                p.add_(state["exp_avg"].to(p.dtype), alpha=-group["lr"])
+        return loss
+
+
+class WarmupDecay(LRScheduler):
+    """Linear warm-up to the base learning rate, then cosine or polynomial decay to ``min_lr``
+    (NeMo's ``CosineAnnealing`` / ``PolynomialDecayAnnealing``); batch-driven, epochs ignored.
+
+    With ``w = warmup_batches``, ``D = decay_batches`` and ``p = min(1, (batch - w) / (D - w))``::
+
+        lr = base_lr * (batch + 1) / w                                (batch < w)
+        lr = min_lr + (base_lr - min_lr) * (1 + cos(pi * p)) / 2      (cosine)
+        lr = min_lr + (base_lr - min_lr) * (1 - p) ** power           (polynomial)
+
+    Args:
+      optimizer: its groups' ``lr`` are the base learning rates.
+      decay_batches: the step at which ``min_lr`` is reached (and kept).
+      warmup_batches: steps of linear warm-up.
+      kind: ``cosine`` or ``poly``.
+      min_lr: final learning rate (the same for every group).
+      power: exponent of the polynomial decay.
+    """
+
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        decay_batches: int,
+        warmup_batches: int = 0,
+        kind: str = "cosine",
+        min_lr: float = 0.0,
+        power: float = 2.0,
+        verbose: bool = False,
+    ) -> None:
+        if kind not in ("cosine", "poly"):
+            raise ValueError(f"--lr-schedule {kind}: expected eden, cosine or poly")
+        if warmup_batches < 0:
+            raise ValueError(f"warm-up batches must be >= 0, got {warmup_batches}")
+        if decay_batches <= warmup_batches:
+            raise ValueError(
+                f"--lr-decay-batches {decay_batches} must exceed the warm-up ({warmup_batches})"
+            )
+        if min_lr < 0:
+            raise ValueError(f"--min-lr must be >= 0, got {min_lr}")
+        super().__init__(optimizer, verbose)
+        self.decay_batches = decay_batches
+        self.warmup_batches = warmup_batches
+        self.kind = kind
+        self.min_lr = min_lr
+        self.power = power
+        self._set_lrs()
+
+    def get_lr(self) -> List[float]:
+        if self.batch < self.warmup_batches:
+            return [base * (self.batch + 1) / self.warmup_batches for base in self.base_lrs]
+        span = self.decay_batches - self.warmup_batches
+        progress = min(1.0, (self.batch - self.warmup_batches) / span)
+        if self.kind == "cosine":
+            factor = 0.5 * (1.0 + math.cos(math.pi * progress))
+        else:
+            factor = (1.0 - progress) ** self.power
+        return [self.min_lr + (base - self.min_lr) * factor for base in self.base_lrs]

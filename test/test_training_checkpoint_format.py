@@ -71,7 +71,8 @@ def test_a_checkpoint_of_the_old_code_resumes(tmp_path):
     # Resuming sets the training clock's train_seconds_before_run (run() sets it in any case);
     # --init-from-allow-missing is a flag added since (issue #18), and --cuts-prefix and
     # --shar-dir are data flags added since (issue #17), stored like every flag, and so are
-    # the reference RNN-T training controls (issue #14) and the augmentation flags (#11).
+    # the reference RNN-T training controls (issue #14), the augmentation flags (#11), and the
+    # optimizer/schedule choices and the SpecAugment-mask flags of issue #13.
     assert set(new) == set(old) | {
         "train_seconds_before_run",
         "init_from_allow_missing",
@@ -95,6 +96,17 @@ def test_a_checkpoint_of_the_old_code_resumes(tmp_path):
         "spec_aug_max_frames_mask_fraction",
         "spec_aug_start_epoch",
         "musan_start_epoch",
+        # Novograd, the cosine/poly schedules and the Jasper/QuartzNet masks (issue #13)
+        "novograd_betas",
+        "lr_decay_batches",
+        "enable_spec_masks",
+        "spec_freq_masks",
+        "spec_freq_width",
+        "spec_time_masks",
+        "spec_time_width",
+        "spec_cutout_rects",
+        "spec_cutout_time",
+        "spec_cutout_freq",
     }
     assert set(new["model"]) == set(old["model"]) and set(new["model_avg"]) == set(old["model_avg"])
     for key in ("rng_states", "regulariser_states"):

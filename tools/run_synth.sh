@@ -34,9 +34,15 @@
 #                streaming_decode.py --chunk-size 8 greedy_search with per-utterance and with
 #                streaming normalisation, export.py --jit 1 and export-onnx.py, then its WER
 #                table; skipped with a note when the recipe is missing
+#   9 conv_ctc   the Jasper/QuartzNet CTC recipe after the Zipformer's: ./conv_ctc/train.py
+#                (cpu preset, Novograd; checkpoints in conv_ctc/exp), ./conv_ctc/decode.py with
+#                ctc_greedy_search, ctc_prefix_beam_search --beam-size 4 and, when prepare.sh's
+#                LM stage wrote data/lm/lang_bpe_128_5gram.arpa, the same with --lm-type ngram;
+#                ./conv_ctc/export.py --jit 1 --onnx 1; its WER table (CONV_TRAIN_ARGS,
+#                CONV_DECODE_ARGS add options)
 #
 # Options:
-#   --stage N / --stop-stage N   first / last stage to run (default 0 / 7)
+#   --stage N / --stop-stage N   first / last stage to run (default 0 / 9)
 #   --num-epochs N               epochs to train (default: train.py's own default)
 #   --avg N                      epochs to average for decode/export with the running-average
 #                                model (default 2: the exact average over the last 2 epochs,
@@ -61,7 +67,7 @@ VENV="${VENV:-$REPO_ROOT/.venv}"
 export VENV
 
 stage=0
-stop_stage=8
+stop_stage=9
 lstm_epochs=""
 lstm_exp_dir="lstm_transducer/exp"
 lstm_chunk=8
@@ -544,6 +550,51 @@ do_lstm() {
   stage_note="epoch $e (EMA), ${#files[@]} WER result(s), jit + onnx"
 }
 
+# Stage 9: the conv_ctc recipe, with its own experiment folder (the helpers above read
+# $exp_dir, so it is switched for the stage and restored).
+conv_exp="conv_ctc/exp"
+conv_lm="data/lm/lang_bpe_128_5gram.arpa"
+do_conv_ctc() {
+  local script="$RECIPE/conv_ctc/train.py"
+  [[ -f "$script" ]] || {
+    missing "$script"
+    return 0
+  }
+  local zipformer_exp=$exp_dir
+  exp_dir=$conv_exp
+  local args=(--exp-dir "$conv_exp")
+  [[ -n "$num_epochs" ]] && args+=(--num-epochs "$num_epochs")
+  # shellcheck disable=SC2086
+  in_recipe python3 ./conv_ctc/train.py "${args[@]}" ${CONV_TRAIN_ARGS:-}
+  if ! choose_epoch_avg; then
+    exp_dir=$zipformer_exp
+    stage_note="trained, but no epoch-*.pt in $conv_exp"
+    return 0
+  fi
+  local dec=(--exp-dir "$conv_exp" "${epoch_avg_args[@]}")
+  # shellcheck disable=SC2086
+  in_recipe python3 ./conv_ctc/decode.py "${dec[@]}" --decoding-method ctc_greedy_search \
+    ${CONV_DECODE_ARGS:-}
+  # shellcheck disable=SC2086
+  in_recipe python3 ./conv_ctc/decode.py "${dec[@]}" --decoding-method ctc_prefix_beam_search \
+    --beam-size 4 ${CONV_DECODE_ARGS:-}
+  local notes=("ctc_greedy_search" "ctc_prefix_beam_search")
+  if [[ -f "$RECIPE/$conv_lm" ]]; then
+    # shellcheck disable=SC2086
+    in_recipe python3 ./conv_ctc/decode.py "${dec[@]}" --decoding-method ctc_prefix_beam_search \
+      --beam-size 4 --lm-type ngram --lm-path "$conv_lm" --lm-scale 0.5 \
+      --word-insertion-bonus 1.0 ${CONV_DECODE_ARGS:-}
+    notes+=("+ LM")
+  else
+    notes+=("no LM ($conv_lm missing: prepare.sh stage 10)")
+  fi
+  in_recipe python3 ./conv_ctc/export.py "${dec[@]}" --jit 1 --onnx 1
+  notes+=("export jit + onnx")
+  do_results
+  exp_dir=$zipformer_exp
+  stage_note="$(join_notes "${notes[@]}")"
+}
+
 trap on_error ERR
 set -o errtrace
 
@@ -566,6 +617,7 @@ run_stage 5 export do_export
 run_stage 6 curve do_curve
 run_stage 7 results do_results
 run_stage 8 lstm do_lstm
+run_stage 9 conv_ctc do_conv_ctc
 trap - ERR
 
 echo ""

@@ -26,10 +26,11 @@ from icefall_lite.checkpoint import (
     stored_params,
 )
 from icefall_lite.errors import UsageError
-from icefall_lite.models import add_model_arguments, registry
+from icefall_lite.models import registry
 from icefall_lite.utils import AttributeDict
 
-# Params a model needs that are not command-line flags of the model (they come from the data).
+# Params a model needs that are not command-line flags of the model (they come from the data,
+# or, for model_family, from the recipe that trained it).
 MODEL_DATA_KEYS = ("vocab_size", "blank_id", "feature_dim", "model_family")
 # Taken from the checkpoint unless given on the command line, where they may differ: the
 # chunk size and left context a causal model is decoded with, and where its BPE model lives.
@@ -155,18 +156,17 @@ def inference_params() -> AttributeDict:
 
 
 def model_flag_names() -> List[str]:
-    """``dest`` names of every model family's flags (those checked against and taken from
-    checkpoints; a checkpoint holds its own family's)."""
-    adders = [add_model_arguments]
+    """``dest`` names of every registered model family's architecture flags (those checked
+    against and taken from checkpoints; a family's flags are simply absent from another's
+    checkpoint). The training-loss weights are not among them: decoding has flags of its own
+    under some of their names (``--lm-scale`` of language-model fusion)."""
+    names: List[str] = []
     for name in registry.model_families():
         add = registry.get_model_family(name).add_arguments
-        if add is not None and add not in adders:
-            adders.append(add)
-    names: List[str] = []
-    for add in adders:
-        parser = argparse.ArgumentParser(conflict_handler="resolve")
-        names += [n for n in add_tracked_arguments(parser, add) if n not in names]
-    return names
+        if add is not None:
+            parser = argparse.ArgumentParser(conflict_handler="resolve")
+            names += add_tracked_arguments(parser, add)
+    return list(dict.fromkeys(names))
 
 
 def build_averaged_model(

@@ -29,17 +29,25 @@ from icefall_lite.cli.evaluate import (
 from icefall_lite.data import AsrDataModule, load_bpe_model
 from icefall_lite.data.nemo import nemo_to_cuts
 from icefall_lite.errors import UsageError
-from icefall_lite.models import add_model_arguments, build_model
+from icefall_lite.models import add_zipformer_model_arguments, build_model
 from icefall_lite.models.interface import has_ctc_head, has_transducer
-from icefall_lite.search.decoding import CTC_METHODS, DECODING_METHODS, TRANSDUCER_METHODS
+from icefall_lite.search.decoding import (
+    CTC_METHODS,
+    DECODING_METHODS,
+    LM_METHODS,
+    TRANSDUCER_METHODS,
+)
+from icefall_lite.search.lm_fusion import LmFusion
 from icefall_lite.search.transducer_common import check_stateless
 from icefall_lite.streaming.normalization import FeatureNorm, StreamingNormalizer, load_mel_stats
 from icefall_lite.utils import AttributeDict, setup_logger, str2bool
 
 __all__ = [
+    "default_lm_path",
     "add_decoding_arguments",
     "add_stream_norm_arguments",
     "feature_norm_for",
+    "load_lm_fusion",
     "check_data_flags",
     "check_decoding_arguments",
     "check_search_flags",
@@ -49,6 +57,12 @@ __all__ = [
     "result_key",
     "run_decode",
 ]
+
+
+def default_lm_path(lang_dir: str, order: int = 5) -> Path:
+    """Where prepare.sh's LM stage writes the token n-gram of ``lang_dir``'s BPE model:
+    ``data/lm/<lang dir name>_<order>gram.arpa``."""
+    return Path("data/lm") / f"{Path(lang_dir).name}_{order}gram.arpa"
 
 
 def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,6 +120,34 @@ def add_decoding_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.5,
         help="fast_beam_search_nbest: lattice scores are scaled by this before sampling "
         "(smaller: more diverse paths).",
+    )
+    group.add_argument(
+        "--lm-type",
+        type=str,
+        default="none",
+        choices=("none", "ngram"),
+        help="ngram: shallow fusion of the token-level n-gram LM --lm-path into "
+        "modified_beam_search or ctc_prefix_beam_search (icefall's flag name).",
+    )
+    group.add_argument(
+        "--lm-path",
+        type=Path,
+        default=default_lm_path("data/lang_bpe_500"),
+        help="ARPA file of the n-gram LM over the model's BPE tokens (prepare.sh's LM stage "
+        "builds it from the training transcripts); plain or .gz.",
+    )
+    group.add_argument(
+        "--lm-scale",
+        type=float,
+        default=0.3,
+        help="--lm-type ngram: weight of the LM's log-probabilities in the search score.",
+    )
+    group.add_argument(
+        "--word-insertion-bonus",
+        type=float,
+        default=0.0,
+        help="--lm-type ngram: added to the score for every word begun (offsets the LM's "
+        "preference for fewer words).",
     )
     group.add_argument(
         "--skip-scoring",
@@ -188,6 +230,14 @@ def check_search_flags(params: Mapping[str, Any]) -> None:
     for flag, key in (("--beam", "beam"), ("--nbest-scale", "nbest_scale")):
         if params.get(key, 1.0) <= 0:
             raise UsageError(f"{flag} must be > 0, got {params[key]}")
+    if params.get("lm_type", "none") != "none":
+        if method not in LM_METHODS:
+            raise UsageError(
+                f"--lm-type {params['lm_type']} works with --decoding-method "
+                f"{' or '.join(LM_METHODS)}, not {method}"
+            )
+        if params["lm_scale"] < 0:
+            raise UsageError(f"--lm-scale must be >= 0, got {params['lm_scale']}")
 
 
 def check_data_flags(params: Mapping[str, Any]) -> None:
@@ -223,13 +273,14 @@ def check_decoding_arguments(params: Mapping[str, Any], model: nn.Module) -> Non
 def get_decode_parser(
     test_sets: Sequence[str],
     description: str,
-    add_model_flags: Callable[[argparse.ArgumentParser], None] = add_model_arguments,
+    add_model_flags: Callable[[argparse.ArgumentParser], None] = add_zipformer_model_arguments,
 ) -> argparse.ArgumentParser:
     """Every decode.py flag: checkpoint selection, decoding, data, and the model flags (only to
     check them against the checkpoint; the model is built from the checkpoint's params).
 
     Args:
-      add_model_flags: the model family's flag adder (default: the Zipformer's).
+      add_model_flags: adds the model family's architecture flags (default: the Zipformer's;
+        the training-loss weights are left out: ``--lm-scale`` here is LM fusion's).
     """
     parser = argparse.ArgumentParser(
         description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
@@ -306,22 +357,33 @@ def run_decode(
     argv: Sequence[str],
     dataset_prefix: str,
     defaults: Mapping[str, Any],
+    wrap_model: Optional[Callable[[nn.Module, AttributeDict], nn.Module]] = None,
+    result_subdir: str = "",
 ) -> Dict[str, Any]:
     """Parse ``argv`` with ``parser`` (from :func:`get_decode_parser`) and decode.
 
     Args:
       dataset_prefix: cut files are ``<manifest-dir>/<prefix>_cuts_<test-set>.jsonl.gz``.
       defaults: the recipe's ``get_params()`` (flags override them).
+      wrap_model: replaces the loaded model by ``wrap_model(model, params)`` before decoding
+        (e.g. buffered streaming of a non-causal CTC model).
+      result_subdir: results go to ``<exp-dir>/<result_subdir>/<decoding-method>/``.
     Returns:
       test set -> (WER % or None, DecodeStats).
     """
     args, params, files = parse_decode_params(parser, argv, defaults)
     dataset_prefix = params.get("cuts_prefix") or dataset_prefix
-    params.res_dir = params.exp_dir / params.decoding_method
+    params.res_dir = params.exp_dir / result_subdir / params.decoding_method
     params.suffix = decoding_suffix(params)
+    # A missing, malformed or mismatched LM is found before any work or log line.
+    fusion = None
+    if params.get("lm_type", "none") != "none":
+        fusion = load_lm_fusion(params, load_bpe_model(params.bpe_model))
     setup_logger(f"{params.res_dir}/log-decode-{params.suffix}")
     logging.info("Decoding started")
     logging.info(params)
+    if fusion is not None:
+        logging.info(f"LM fusion: {params.lm_path} ({fusion.lm.order}-gram over BPE tokens)")
 
     device = torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
     logging.info(f"Device: {device}")
@@ -331,6 +393,8 @@ def run_decode(
     if params.stream_norm and feature_norm is not None:
         logging.info(f"Streaming normalisation from {params.stream_norm_stats}")
     params.feature_norm = feature_norm
+    if wrap_model is not None:
+        model = wrap_model(model, params)
 
     sp = load_bpe_model(params.bpe_model)
     if sp.get_piece_size() != params.vocab_size:
@@ -358,7 +422,25 @@ def run_decode(
             test_sets[name] = audio_module.test_dataloaders(nemo_inputs[name])
 
     summary = decode_test_sets(
-        params, model, lambda ids: sp.decode(ids).split(), test_sets, nemo_inputs=nemo_inputs
+        params,
+        model,
+        lambda ids: sp.decode(ids).split(),
+        test_sets,
+        nemo_inputs=nemo_inputs,
+        fusion=fusion,
     )
     logging.info("Done!")
     return summary
+
+
+def load_lm_fusion(params: Mapping[str, Any], sp: Any) -> Optional[LmFusion]:
+    """The language model ``--lm-type`` / ``--lm-path`` name with its weights, checked against
+    the BPE model's pieces (None for ``--lm-type none``). A missing or malformed ARPA file or a
+    vocabulary mismatch is a one-line UsageError."""
+    if params.get("lm_type", "none") == "none":
+        return None
+    from icefall_lite.lm import load_token_lm
+
+    pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
+    lm = load_token_lm(params["lm_path"], pieces, what="--lm-path")
+    return LmFusion(lm, params["lm_scale"], params.get("word_insertion_bonus", 0.0))

@@ -28,6 +28,7 @@ from icefall_lite.errors import UsageError
 from icefall_lite.scoring import store_transcripts, write_error_stats, write_wer_summary
 from icefall_lite.search.decoding import search
 from icefall_lite.search.hypothesis import DecodingResult
+from icefall_lite.search.lm_fusion import LmFusion
 from icefall_lite.search.transducer_common import model_device
 from icefall_lite.streaming.stream import (
     LOG_EPS,
@@ -54,6 +55,12 @@ def decoding_suffix(params: Mapping[str, Any]) -> str:
         chunk = str(params["chunk_size"]).split(",")[0]
         left_context = str(params["left_context_frames"]).split(",")[0]
         suffix += f"_chunk-{chunk}_left-context-{left_context}"
+    if params.get("buffered_chunk"):
+        # Buffered streaming of a non-causal model (icefall_lite/streaming/buffered.py).
+        suffix += (
+            f"_chunk-{params['buffered_chunk']}_left-{params['buffered_left']}"
+            f"_right-{params['buffered_right']}"
+        )
     method = params["decoding_method"]
     if "fast_beam_search" in method:
         suffix += f"_beam-{params['beam']}_max-contexts-{params['max_contexts']}"
@@ -62,6 +69,7 @@ def decoding_suffix(params: Mapping[str, Any]) -> str:
             suffix += f"_nbest-scale-{params['nbest_scale']}_num-paths-{params['num_paths']}"
     elif "beam_search" in method:
         suffix += f"__{method}__beam-size-{params['beam_size']}"
+        suffix += lm_suffix(params)
     elif method == "greedy_search":
         suffix += f"_context-{params.get('context_size', 1)}"
         suffix += f"_max-sym-per-frame-{params['max_sym_per_frame']}"
@@ -100,17 +108,31 @@ def result_key(params: Mapping[str, Any]) -> str:
             f"_nbest_scale_{params['nbest_scale']}"
         )
     if method in ("beam_search", "modified_beam_search", "ctc_prefix_beam_search"):
-        return f"beam_size_{params['beam_size']}"
+        return f"beam_size_{params['beam_size']}" + lm_suffix(params).replace("-", "_")
     return method
+
+
+def lm_suffix(params: Mapping[str, Any]) -> str:
+    """``_lm-ngram-scale-0.3-wib-0.5`` when a language model is fused, else empty."""
+    if params.get("lm_type", "none") == "none":
+        return ""
+    suffix = f"_lm-{params['lm_type']}-scale-{params['lm_scale']}"
+    if params.get("word_insertion_bonus", 0.0):
+        suffix += f"-wib-{params['word_insertion_bonus']}"
+    return suffix
 
 
 @torch.no_grad()
 def decode_one_batch(
-    params: Mapping[str, Any], model: nn.Module, batch: Mapping[str, Any]
+    params: Mapping[str, Any],
+    model: nn.Module,
+    batch: Mapping[str, Any],
+    fusion: Optional[LmFusion] = None,
 ) -> List[DecodingResult]:
     """Encode a lhotse batch (``inputs`` (N, T, 80), ``supervisions.num_frames`` (N,)) and
-    search; results follow the batch order."""
-    return search(params, model, *encode_batch(params, model, batch))
+    search (with ``fusion``: shallow fusion of a language model); results follow the batch
+    order."""
+    return search(params, model, *encode_batch(params, model, batch), fusion=fusion)
 
 
 @torch.no_grad()
@@ -245,10 +267,12 @@ def decode_dataset(
     test_set_name: str = "",
     total_cuts: Optional[int] = None,
     log_interval: int = 20,
+    fusion: Optional[LmFusion] = None,
 ) -> Tuple[List[ResultTriple], DecodeStats]:
     """Decode every batch of ``dl``.
 
     Args:
+      fusion: a language model fused into the search (``--lm-type ngram``).
       tokens_to_words: token ids -> words (e.g. ``lambda ids: sp.decode(ids).split()``).
       total_cuts: number of cuts in the set, for the progress percentage (optional).
       log_interval: log progress every this many batches.
@@ -261,7 +285,7 @@ def decode_dataset(
     for batch_idx, batch in enumerate(dl):
         cut_ids, seconds = _batch_cut_info(batch, stats.num_cuts)
         start = time.perf_counter()
-        hyps = decode_one_batch(params, model, batch)
+        hyps = decode_one_batch(params, model, batch, fusion)
         stats.decode_seconds += time.perf_counter() - start
         stats.audio_seconds += seconds
         stats.num_cuts += len(cut_ids)
@@ -326,10 +350,12 @@ def decode_test_sets(
     test_sets: Mapping[str, Iterable[Mapping[str, Any]]],
     total_cuts: Optional[Mapping[str, int]] = None,
     nemo_inputs: Optional[Mapping[str, Iterable[Any]]] = None,
+    fusion: Optional[LmFusion] = None,
 ) -> Dict[str, Tuple[Optional[float], DecodeStats]]:
     """Decode and save each test set, then log a table of WER and decode RTF per set.
 
     Args:
+      fusion: a language model fused into the search (``--lm-type ngram``).
       test_sets: name -> dataloader, decoded in order.
       nemo_inputs: name -> the cuts of a test set read from a NeMo manifest; its results are
         also written as a NeMo manifest with ``pred_text`` (:func:`save_nemo_predictions`).
@@ -345,6 +371,7 @@ def decode_test_sets(
             tokens_to_words,
             test_set_name=name,
             total_cuts=(total_cuts or {}).get(name),
+            fusion=fusion,
         )
         if stats.num_cuts == 0:
             raise UsageError(

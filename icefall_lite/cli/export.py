@@ -37,17 +37,24 @@ from icefall_lite.export.onnx import (
     quantize_int8,
 )
 from icefall_lite.export.torchscript import export_jit_script, jit_script_filename
-from icefall_lite.models import add_model_arguments, build_model
+from icefall_lite.models import add_zipformer_model_arguments, build_model
 from icefall_lite.models.zipformer.presets import parse_int_list
 from icefall_lite.utils import AttributeDict, atomic_open, setup_logger, str2bool
 
-__all__ = ["get_export_parser", "run_export", "run_export_onnx", "model_tag"]
+__all__ = [
+    "get_ctc_export_parser",
+    "get_export_parser",
+    "model_tag",
+    "run_export",
+    "run_export_ctc",
+    "run_export_onnx",
+]
 
 
 def get_export_parser(
     description: str,
     onnx: bool = False,
-    add_model_flags: Callable[[argparse.ArgumentParser], None] = add_model_arguments,
+    add_model_flags: Callable[[argparse.ArgumentParser], None] = add_zipformer_model_arguments,
 ) -> argparse.ArgumentParser:
     """Flags of export.py (``onnx=False``) or export-onnx.py; ``add_model_flags``: the model
     family's flags (default: the Zipformer's)."""
@@ -205,5 +212,76 @@ def _quantize_and_copy_tokens(
         with atomic_open(tokens_out, "w") as f:
             f.write(tokens.read_text(encoding="utf-8"))
     written["tokens"] = tokens_out
+    logging.info(f"Wrote {', '.join(str(p) for p in written.values())}")
+    return written
+
+
+def get_ctc_export_parser(
+    description: str, add_model_flags: Callable[[argparse.ArgumentParser], None]
+) -> argparse.ArgumentParser:
+    """Flags of a CTC-only recipe's export.py: checkpoint selection, ``--tokens``, ``--jit``,
+    ``--onnx``, ``--opset-version`` and the family's model flags."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    add_model_averaging_arguments(parser)
+    parser.add_argument(
+        "--tokens",
+        type=str,
+        default="data/lang_bpe_500/tokens.txt",
+        help="tokens.txt of the BPE model the model was trained with (copied beside the ONNX "
+        "file).",
+    )
+    parser.add_argument(
+        "--jit", type=str2bool, default=False, help="Also write jit_script.pt (torch.jit.script)."
+    )
+    parser.add_argument(
+        "--onnx", type=str2bool, default=False, help="Also write ctc-<tag>.onnx and tokens.txt."
+    )
+    parser.add_argument("--opset-version", type=int, default=13, help="ONNX opset.")
+    add_model_flags(parser)
+    return parser
+
+
+def run_export_ctc(
+    parser: argparse.ArgumentParser, argv: Sequence[str], defaults: Mapping[str, Any]
+) -> Dict[str, Path]:
+    """export.py of a CTC-only model: ``pretrained.pt``; ``--jit 1``: ``jit_script.pt``;
+    ``--onnx 1``: ``ctc-<tag>.onnx`` (encoder + CTC head, see ``icefall_lite.export.ctc``) and
+    ``tokens.txt``. Returns the written files by kind."""
+    from icefall_lite.export.ctc import export_ctc_jit, export_ctc_onnx
+
+    params, model = _load(parser, argv, defaults, "log-export")
+    written = {}
+    filename = params.exp_dir / "pretrained.pt"
+    save_checkpoint(filename, model, params=dict(params))
+    written["pretrained"] = filename
+    if params.jit:
+        written["jit"] = params.exp_dir / "jit_script.pt"
+        export_ctc_jit(model, written["jit"])
+    if params.onnx:
+        tokens = Path(params.tokens)
+        if not tokens.is_file():
+            raise FileNotFoundError(f"--tokens {tokens}: no such file (made by prepare.sh)")
+        written["onnx"] = params.exp_dir / f"ctc-{model_tag(params)}.onnx"
+        meta = {
+            "model_type": str(params.get("model_family", "ctc")),
+            "vocab_size": str(params.vocab_size),
+            "subsampling_factor": str(model.subsampling_factor),
+            "blank_id": "0",
+            "feature_dim": str(params.get("feature_dim", 80)),
+        }
+        export_ctc_onnx(
+            model,
+            written["onnx"],
+            meta,
+            feature_dim=params.get("feature_dim", 80),
+            opset_version=params.opset_version,
+        )
+        tokens_out = params.exp_dir / "tokens.txt"
+        if tokens.resolve() != tokens_out.resolve():
+            with atomic_open(tokens_out, "w") as f:
+                f.write(tokens.read_text(encoding="utf-8"))
+        written["tokens"] = tokens_out
     logging.info(f"Wrote {', '.join(str(p) for p in written.values())}")
     return written

@@ -195,7 +195,15 @@ def _pretrained_transcriber(params: Dict) -> Callable[[Sequence[str]], List[Opti
         return model.forward_encoder(x, x_lens)
 
     symbols = read_tokens(params["tokens"])
-    return lambda files: transcribe_offline(params, files, encode, model, symbols)
+    fusion = None
+    if params.get("lm_type", "none") != "none":
+        # The LM's words must be the model's tokens (tokens.txt's symbols are the BPE pieces).
+        from icefall_lite.lm import load_token_lm
+        from icefall_lite.search.lm_fusion import LmFusion
+
+        lm = load_token_lm(params["lm_path"], symbols, what="--lm-path")
+        fusion = LmFusion(lm, params["lm_scale"], params.get("word_insertion_bonus", 0.0))
+    return lambda files: transcribe_offline(params, files, encode, model, symbols, fusion)
 
 
 def dump_predictions_parser(description: str) -> argparse.ArgumentParser:

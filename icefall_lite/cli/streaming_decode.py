@@ -23,20 +23,26 @@ from icefall_lite.cli.decode import (
 from icefall_lite.cli.evaluate import decoding_suffix, load_test_cuts, result_key, save_results
 from icefall_lite.data import AsrDataModule, load_bpe_model
 from icefall_lite.errors import UsageError
-from icefall_lite.models import add_model_arguments, build_model
+from icefall_lite.models import add_zipformer_model_arguments, build_model
 from icefall_lite.models.zipformer.presets import parse_int_list
 from icefall_lite.streaming.decode import StreamingStats, streaming_decode
 from icefall_lite.streaming.search import STREAMING_DECODING_METHODS, StreamingSearch
 from icefall_lite.streaming.stream import TAIL_PADDING_FRAMES
 from icefall_lite.utils import AttributeDict, setup_logger
 
-__all__ = ["get_streaming_decode_parser", "run_streaming_decode", "cut_features"]
+__all__ = [
+    "add_buffered_arguments",
+    "cut_features",
+    "get_streaming_decode_parser",
+    "run_buffered_decode",
+    "run_streaming_decode",
+]
 
 
 def get_streaming_decode_parser(
     test_sets: Sequence[str],
     description: str,
-    add_model_flags: Callable[[argparse.ArgumentParser], None] = add_model_arguments,
+    add_model_flags: Callable[[argparse.ArgumentParser], None] = add_zipformer_model_arguments,
 ) -> argparse.ArgumentParser:
     """decode.py's flags plus ``--num-decode-streams``."""
     parser = get_decode_parser(test_sets, description, add_model_flags)
@@ -66,6 +72,12 @@ def _check_method(params: AttributeDict) -> None:
         raise UsageError(
             f"--decoding-method {params.decoding_method}: streaming supports "
             f"{', '.join(STREAMING_DECODING_METHODS)}"
+        )
+    if params.get("lm_type", "none") != "none":
+        # The chunk-wise searches take no LM yet; say so rather than ignore the flag.
+        raise UsageError(
+            f"--lm-type {params.lm_type}: chunk-wise streaming decodes without an LM; use "
+            f"decode.py (simulated streaming) for LM fusion"
         )
 
 
@@ -162,3 +174,69 @@ def _log_summary(
         f"streaming {params.decoding_method} ({result_key(params)}), chunk {params.chunk_size}, "
         f"left context {params.left_context_frames}:\n" + "\n".join(lines)
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Buffered (chunked) streaming of a non-causal CTC model (Jasper/QuartzNet)
+
+
+def add_buffered_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--chunk-frames``, ``--left-context``, ``--right-context`` (fbank frames, 10 ms)."""
+    group = parser.add_argument_group("buffered streaming")
+    group.add_argument(
+        "--chunk-frames",
+        type=int,
+        default=120,
+        help="Fbank frames (10 ms) per chunk; a multiple of the model's stride (120: of 2, 3, "
+        "4 and 6).",
+    )
+    group.add_argument(
+        "--left-context",
+        type=int,
+        default=240,
+        help="Frames of history each chunk's window includes; a multiple of the stride.",
+    )
+    group.add_argument(
+        "--right-context",
+        type=int,
+        default=120,
+        help="Frames of look-ahead each chunk waits for: latency = (chunk + right) * 10 ms.",
+    )
+
+
+def run_buffered_decode(
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str],
+    dataset_prefix: str,
+    defaults: Mapping[str, Any],
+) -> Dict[str, Any]:
+    """decode.py on buffered chunked encoder output (:class:`BufferedCtcModel`), results in
+    ``<exp-dir>/streaming/<decoding-method>/`` with the chunk and contexts in the suffix."""
+    from icefall_lite.cli.decode import run_decode
+    from icefall_lite.streaming.buffered import BufferedCtcModel
+
+    def wrap(model, params):
+        try:
+            wrapped = BufferedCtcModel(
+                model, params.chunk_frames, params.left_context, params.right_context
+            )
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        latency = (params.chunk_frames + params.right_context) * 10
+        logging.info(
+            f"Buffered streaming: chunk {params.chunk_frames}, left {params.left_context}, "
+            f"right {params.right_context} frames; algorithmic latency {latency} ms (model "
+            f"context {getattr(model, 'context_frames', '?')} frames each side)"
+        )
+        return wrapped
+
+    # The suffix names the buffer sizes (decoding_suffix reads buffered_*).
+    defaults = dict(defaults)
+    argv = list(argv)
+    args, _ = parser.parse_known_args(argv)
+    defaults.update(
+        buffered_chunk=args.chunk_frames,
+        buffered_left=args.left_context,
+        buffered_right=args.right_context,
+    )
+    return run_decode(parser, argv, dataset_prefix, defaults, wrap, result_subdir="streaming")

@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader
 
 from icefall_lite.data.cuts import load_cut_file, load_cuts
 from icefall_lite.data.features import make_fbank_extractor
+from icefall_lite.data.masks import SpecMasks
 from icefall_lite.data.shar import load_shar_cuts, shar_split_dir
 from icefall_lite.errors import UsageError
 from icefall_lite.utils import str2bool
@@ -410,6 +411,26 @@ class AsrDataModule:
             "a short run learn faster on clean features, later ones generalise better masked.",
         )
         group.add_argument(
+            "--enable-spec-masks",
+            type=str2bool,
+            default=False,
+            help="SpecAugment frequency/time masks and SpecCutout rectangles without time warp "
+            "(icefall_lite.data.masks; Jasper/QuartzNet's augmentation), sized by the "
+            "--spec-* flags below. Independent of --enable-spec-aug.",
+        )
+        for flag, default, what in (
+            ("--spec-freq-masks", 2, "frequency masks per utterance"),
+            ("--spec-freq-width", 15, "most fbank bins per frequency mask"),
+            ("--spec-time-masks", 2, "time masks per utterance"),
+            ("--spec-time-width", 25, "most frames per time mask"),
+            ("--spec-cutout-rects", 5, "SpecCutout rectangles per utterance"),
+            ("--spec-cutout-time", 25, "most frames per rectangle"),
+            ("--spec-cutout-freq", 15, "most fbank bins per rectangle"),
+        ):
+            group.add_argument(
+                flag, type=int, default=default, help=f"--enable-spec-masks: {what}."
+            )
+        group.add_argument(
             "--enable-musan",
             type=str2bool,
             default=True,
@@ -502,6 +523,19 @@ class AsrDataModule:
         input_transforms = []
         if args.enable_spec_aug:
             input_transforms.append(self._spec_augment())
+        if getattr(args, "enable_spec_masks", False):
+            input_transforms.append(
+                SpecMasks(
+                    freq_masks=args.spec_freq_masks,
+                    freq_width=args.spec_freq_width,
+                    time_masks=args.spec_time_masks,
+                    time_width=args.spec_time_width,
+                    rect_masks=args.spec_cutout_rects,
+                    rect_time=args.spec_cutout_time,
+                    rect_freq=args.spec_cutout_freq,
+                )
+            )
+            logging.info(f"Training batches get {input_transforms[-1]}")
 
         dataset = K2SpeechRecognitionDataset(
             input_strategy=self._input_strategy(),

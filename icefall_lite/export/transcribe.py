@@ -10,7 +10,7 @@ TorchScript or ONNX encoders) run :func:`icefall_lite.streaming.streaming_decode
 """
 
 from pathlib import Path
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -74,8 +74,10 @@ def transcribe_offline(
     encode: Encode,
     search_model: nn.Module,
     symbols: Sequence[str],
+    fusion: Optional[Any] = None,
 ) -> List[Optional[str]]:
-    """Transcribe whole files in one batch.
+    """Transcribe whole files in one batch (``fusion``: an LM fused into the search, see
+    ``icefall_lite.search.lm_fusion``).
 
     Args:
       params: ``sample_rate`` and the search flags (``decoding_method``, ``beam_size``, ...).
@@ -94,7 +96,7 @@ def transcribe_offline(
     lens = torch.tensor([f.size(0) for f in present])
     x = torch.nn.utils.rnn.pad_sequence(present, batch_first=True, padding_value=LOG_EPS)
     encoder_out, encoder_out_lens = encode(x, lens)
-    results = iter(search(params, search_model, encoder_out, encoder_out_lens))
+    results = iter(search(params, search_model, encoder_out, encoder_out_lens, fusion=fusion))
     for i, f in enumerate(features):
         if f is not None:
             texts[i] = tokens_to_text(next(results).tokens, symbols)

@@ -20,6 +20,7 @@ import torch.nn as nn
 
 from icefall_lite import rnnt
 from icefall_lite.data.filters import conv2d_subsampled_frames
+from icefall_lite.models.ctc import ctc_loss_sum
 from icefall_lite.models.decoder import Decoder
 from icefall_lite.models.joiner import Joiner
 from icefall_lite.models.zipformer import (
@@ -143,14 +144,7 @@ class AsrModel(nn.Module):
           CTC loss summed over the batch (scalar).
         """
         log_probs = self.ctc_output(encoder_out)  # (N, T', V)
-        return torch.nn.functional.ctc_loss(
-            log_probs=log_probs.permute(1, 0, 2).float(),  # (T', N, V)
-            targets=targets.cpu(),
-            input_lengths=encoder_out_lens.cpu(),
-            target_lengths=target_lengths.cpu(),
-            blank=0,
-            reduction="sum",
-        )
+        return ctc_loss_sum(log_probs, encoder_out_lens, targets, target_lengths)
 
     def forward_transducer(
         self,
@@ -301,11 +295,23 @@ def transducer_loss_scales(
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Every flag :func:`build_model` and the transducer losses read.
+    """Every flag :func:`build_model` and the transducer losses read (training).
 
-    That is the Zipformer encoder's flags (``add_zipformer_arguments``: ``--model-size``,
-    ``--encoder-dim``, ...) plus the decoder/joiner/loss flags below, so a recipe script calls
-    this once (and not ``add_zipformer_arguments`` as well).
+    That is :func:`add_zipformer_model_arguments` (the architecture) plus
+    :func:`add_transducer_loss_arguments` (the loss weights), so a training script calls this
+    once (and not ``add_zipformer_arguments`` as well).
+    """
+    add_zipformer_model_arguments(parser)
+    add_transducer_loss_arguments(parser)
+
+
+def add_zipformer_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The Zipformer transducer's architecture flags: the encoder's
+    (``add_zipformer_arguments``: ``--model-size``, ``--encoder-dim``, ...), the decoder/joiner
+    flags and the heads (:func:`add_transducer_head_arguments`).
+
+    What decoding and export read from a checkpoint; the loss weights are left out, as
+    decoding has an ``--lm-scale`` of its own (language-model fusion).
     """
     add_zipformer_arguments(parser)
     group = parser.add_argument_group("transducer model")
@@ -324,14 +330,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         help="Number of previous tokens the stateless decoder sees; 1 means bigram.",
     )
-    add_transducer_loss_arguments(parser)
+    add_transducer_head_arguments(parser)
 
 
-def add_transducer_loss_arguments(parser: argparse.ArgumentParser) -> None:
-    """The heads and loss weights every transducer family shares (``--use-ctc``,
-    ``--prune-range``, ``--simple-loss-scale``, ``--warm-step``, ...): what
-    :func:`icefall_lite.training.loss.compute_loss` reads."""
-    group = parser.add_argument_group("transducer loss")
+def add_transducer_head_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--use-transducer`` and ``--use-ctc``: which heads a transducer family's model has
+    (architecture, so stored in and taken from checkpoints)."""
+    group = parser.add_argument_group("transducer heads")
     group.add_argument(
         "--use-transducer",
         type=str2bool,
@@ -344,6 +349,13 @@ def add_transducer_loss_arguments(parser: argparse.ArgumentParser) -> None:
         default=False,
         help="Train a CTC head on the encoder output (hybrid when --use-transducer is also set).",
     )
+
+
+def add_transducer_loss_arguments(parser: argparse.ArgumentParser) -> None:
+    """The loss weights every transducer family shares (``--prune-range``,
+    ``--simple-loss-scale``, ``--warm-step``, ...): what
+    :func:`icefall_lite.training.loss.compute_loss` reads; training only."""
+    group = parser.add_argument_group("transducer loss")
     group.add_argument(
         "--prune-range",
         type=int,
@@ -397,7 +409,7 @@ def check_model_arguments(params: AttributeDict) -> None:
         ("--decoder-dim", params.decoder_dim),
         ("--joiner-dim", params.joiner_dim),
         ("--context-size", params.context_size),
-        ("--prune-range", params.prune_range),
+        ("--prune-range", params.get("prune_range", 5)),
     ):
         if value <= 0:
             raise ValueError(f"{flag} must be positive, got {value}")
@@ -406,15 +418,17 @@ def check_model_arguments(params: AttributeDict) -> None:
             f"--decoder-dim must be a multiple of 4 when --context-size > 1, "
             f"got {params.decoder_dim}"
         )
-    if params.use_transducer and params.prune_range < 2:
+    if params.use_transducer and params.get("prune_range", 5) < 2:
         raise ValueError(f"--prune-range must be at least 2, got {params.prune_range}")
-    for flag, value in (
-        ("--lm-scale", params.lm_scale),
-        ("--am-scale", params.am_scale),
-        ("--simple-loss-scale", params.simple_loss_scale),
-        ("--ctc-loss-scale", params.ctc_loss_scale),
-        ("--warm-step", params.warm_step),
+    # The loss weights are absent when decoding (add_zipformer_model_arguments).
+    for flag, key in (
+        ("--lm-scale", "lm_scale"),
+        ("--am-scale", "am_scale"),
+        ("--simple-loss-scale", "simple_loss_scale"),
+        ("--ctc-loss-scale", "ctc_loss_scale"),
+        ("--warm-step", "warm_step"),
     ):
+        value = params.get(key, 0)
         if value < 0:
             raise ValueError(f"{flag} must be non-negative, got {value}")
 

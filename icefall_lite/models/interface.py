@@ -1,7 +1,8 @@
 """The model interface: what the training loop, the searches, streaming and export ask of a model.
 
-A model family (``models/zipformer/`` today; a convolutional CTC model or an LSTM transducer
-next) plugs in by giving its model these members; nothing in ``training/``, ``search/``,
+A model family (``models/zipformer/``, the Jasper/QuartzNet CTC models of ``models/conv_ctc/``;
+the LSTM transducer of ``models/lstm_transducer/``) plugs in by giving its model these members and
+a ``register_model_family`` call in ``models/__init__.py``; nothing in ``training/``, ``search/``,
 ``streaming/``, ``export/`` or ``cli/`` needs to know which family it is.
 
 * every model: ``forward(x, x_lens, y, prune_range, am_scale, lm_scale)`` -> the summed

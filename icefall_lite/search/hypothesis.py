@@ -38,12 +38,15 @@ class Hypothesis:
       decoder_state: a recurrent decoder's state before the last token of ``ys`` (None: the
         initial state, or a stateless decoder); see
         :func:`~icefall_lite.search.transducer_common.decoder_step`.
+      lm_state: the fused language model's state after ``ys`` (None without LM fusion; with
+        it, ``log_prob`` includes the LM scores).
     """
 
     ys: List[int]
     log_prob: float
     timestamps: List[int] = field(default_factory=list)
     decoder_state: Any = None
+    lm_state: Any = None
 
     @property
     def key(self) -> Tuple[int, ...]:
@@ -81,6 +84,7 @@ class HypothesisList:
             log_prob=_log_add(old.log_prob, hyp.log_prob),
             timestamps=timestamps,
             decoder_state=old.decoder_state,
+            lm_state=old.lm_state,  # a function of ys: the same for both
         )
 
     def remove(self, hyp: Hypothesis) -> None:

@@ -9,10 +9,15 @@ per frame serve the whole batch.
 For streaming, :func:`modified_beam_search_chunk` advances a list of per-stream
 :class:`BeamStream` states over one chunk; :func:`modified_beam_search_step` is the single-frame
 step it is built from.
+
+With ``fusion`` (icefall's ``--lm-type ngram --lm-scale``; a token-level LM, see
+``icefall_lite.lm.TokenNgramLm``) each hypothesis's score includes ``lm_scale`` times its LM
+log-probability; only each hypothesis's ``beam`` best tokens (and blank) are scored by the LM,
+which keeps the LM's cost per frame at ``beam * beam`` look-ups.
 """
 
 from dataclasses import dataclass
-from typing import List
+from typing import Any, List, Optional
 
 import torch
 from torch import nn
@@ -23,6 +28,7 @@ from icefall_lite.search.hypothesis import (
     HypothesisList,
     hypothesis_to_result,
 )
+from icefall_lite.search.lm_fusion import LmFusion
 from icefall_lite.search.transducer_common import (
     check_encoder_out,
     decoder_step,
@@ -38,17 +44,37 @@ class BeamStream:
     hyps: HypothesisList
     num_frames: int = 0
 
-    def result(self, context_size: int, length_norm: bool = True) -> DecodingResult:
-        return hypothesis_to_result(self.hyps.get_most_probable(length_norm), context_size)
+    def result(
+        self, context_size: int, length_norm: bool = True, fusion: Optional[LmFusion] = None
+    ) -> DecodingResult:
+        if fusion is None:
+            return hypothesis_to_result(self.hyps.get_most_probable(length_norm), context_size)
+        # With an LM, a finished hypothesis also pays for its end of sentence.
+        final = HypothesisList()
+        for hyp in self.hyps:
+            score = hyp.log_prob + fusion.final(hyp.lm_state)
+            final.add(
+                Hypothesis(
+                    ys=hyp.ys,
+                    log_prob=score,
+                    timestamps=hyp.timestamps,
+                    decoder_state=hyp.decoder_state,
+                    lm_state=hyp.lm_state,
+                )
+            )
+        return hypothesis_to_result(final.get_most_probable(length_norm), context_size)
 
 
-def init_beam_streams(model: nn.Module, num_streams: int) -> List[BeamStream]:
+def init_beam_streams(
+    model: nn.Module, num_streams: int, fusion: Optional[LmFusion] = None
+) -> List[BeamStream]:
     """Fresh states for ``num_streams`` utterances: one empty hypothesis each."""
     context = initial_context(model.decoder.context_size, model.decoder.blank_id)
+    lm_state = fusion.initial_state() if fusion is not None else None
     streams = []
     for _ in range(num_streams):
         hyps = HypothesisList()
-        hyps.add(Hypothesis(ys=list(context), log_prob=0.0))
+        hyps.add(Hypothesis(ys=list(context), log_prob=0.0, lm_state=lm_state))
         streams.append(BeamStream(hyps=hyps))
     return streams
 
@@ -59,6 +85,7 @@ def modified_beam_search_step(
     encoder_proj_frame: torch.Tensor,
     streams: List[BeamStream],
     beam: int,
+    fusion: Optional[LmFusion] = None,
 ) -> None:
     """Advance each of B streams by one encoder frame (in place).
 
@@ -68,6 +95,7 @@ def modified_beam_search_step(
       streams: B states; ``num_frames`` is the frame index stamped on emitted tokens and is
         incremented.
       beam: hypotheses kept per stream.
+      fusion: shallow fusion with a language model (None: acoustic scores only).
     """
     blank_id = model.decoder.blank_id
     context_size = model.decoder.context_size
@@ -89,6 +117,9 @@ def modified_beam_search_step(
     # Accumulate in float64 so long utterances do not lose precision in the merge.
     scores = log_probs.double() + hyp_log_probs.unsqueeze(1)  # (H, V)
     vocab_size = scores.size(1)
+    if fusion is not None:
+        _fused_step(scores, flat_hyps, next_states, streams, beam, blank_id, fusion)
+        return
 
     start = 0
     for stream in streams:
@@ -123,6 +154,63 @@ def modified_beam_search_step(
         start += num_hyps
 
 
+def _fused_step(
+    scores: torch.Tensor,
+    flat_hyps: List[Hypothesis],
+    next_states: List[Any],
+    streams: List[BeamStream],
+    beam: int,
+    blank_id: int,
+    fusion: LmFusion,
+) -> None:
+    """The step with LM fusion: each hypothesis's ``beam`` best tokens and blank, rescored
+    with the LM, compete for the stream's ``beam`` places. ``scores``: (H, V) hypothesis +
+    acoustic log-probabilities; ``next_states``: each hypothesis's recurrent decoder state
+    after its last token (what :func:`decoder_step` returned; None for a stateless decoder)."""
+    k = min(beam, scores.size(1))
+    top_scores, top_tokens = scores.topk(k, dim=1)
+    top_scores, top_tokens = top_scores.tolist(), top_tokens.tolist()
+    blank_scores = scores[:, blank_id].tolist()
+    start = 0
+    for stream in streams:
+        num_hyps = len(stream.hyps)
+        candidates = []  # (score, row, token or None, lm state)
+        for h in range(start, start + num_hyps):
+            hyp = flat_hyps[h]
+            candidates.append((blank_scores[h], h, None, hyp.lm_state))
+            for score, token in zip(top_scores[h], top_tokens[h]):
+                if token != blank_id:
+                    delta, state = fusion.extend(hyp.lm_state, token)
+                    candidates.append((score + delta, h, token, state))
+        candidates.sort(key=lambda c: c[0], reverse=True)
+        new_hyps = HypothesisList()
+        for score, row, token, state in candidates[:beam]:
+            hyp = flat_hyps[row]
+            if token is None:
+                new_hyps.add(
+                    Hypothesis(
+                        ys=hyp.ys,
+                        log_prob=score,
+                        timestamps=hyp.timestamps,
+                        decoder_state=hyp.decoder_state,
+                        lm_state=hyp.lm_state,
+                    )
+                )
+            else:
+                new_hyps.add(
+                    Hypothesis(
+                        ys=hyp.ys + [token],
+                        log_prob=score,
+                        timestamps=hyp.timestamps + [stream.num_frames],
+                        decoder_state=next_states[row],
+                        lm_state=state,
+                    )
+                )
+        stream.hyps = new_hyps
+        stream.num_frames += 1
+        start += num_hyps
+
+
 @torch.no_grad()
 def modified_beam_search_chunk(
     model: nn.Module,
@@ -130,6 +218,7 @@ def modified_beam_search_chunk(
     encoder_out_lens: torch.Tensor,
     streams: List[BeamStream],
     beam: int = 4,
+    fusion: Optional[LmFusion] = None,
 ) -> None:
     """Advance each stream over its frames of a chunk (in place).
 
@@ -138,6 +227,7 @@ def modified_beam_search_chunk(
       encoder_out_lens: (B,) valid frames per row; a stream takes part only in its own frames.
       streams: B states.
       beam: hypotheses kept per stream.
+      fusion: shallow fusion with a language model.
     """
     check_encoder_out(encoder_out, encoder_out_lens)
     if beam < 1:
@@ -151,7 +241,9 @@ def modified_beam_search_chunk(
         if not active:
             break
         rows = torch.tensor(active, device=encoder_out.device)
-        modified_beam_search_step(model, encoder_proj[rows, t], [streams[i] for i in active], beam)
+        modified_beam_search_step(
+            model, encoder_proj[rows, t], [streams[i] for i in active], beam, fusion
+        )
 
 
 def modified_beam_search(
@@ -160,6 +252,7 @@ def modified_beam_search(
     encoder_out_lens: torch.Tensor,
     beam: int = 4,
     length_norm: bool = True,
+    fusion: Optional[LmFusion] = None,
 ) -> List[DecodingResult]:
     """Modified beam search over whole utterances, batched.
 
@@ -168,9 +261,10 @@ def modified_beam_search(
       encoder_out_lens: (N,) valid frames per utterance (any order).
       beam: hypotheses kept per utterance (``--beam-size``).
       length_norm: pick the final hypothesis by log_prob / len(ys), as icefall does.
+      fusion: shallow fusion with a (token-level) language model, ``--lm-scale``.
     Returns:
       N results in input order.
     """
-    streams = init_beam_streams(model, encoder_out.size(0))
-    modified_beam_search_chunk(model, encoder_out, encoder_out_lens, streams, beam)
-    return [s.result(model.decoder.context_size, length_norm) for s in streams]
+    streams = init_beam_streams(model, encoder_out.size(0), fusion)
+    modified_beam_search_chunk(model, encoder_out, encoder_out_lens, streams, beam, fusion)
+    return [s.result(model.decoder.context_size, length_norm, fusion) for s in streams]

@@ -8,6 +8,7 @@ and calls :func:`icefall_lite.training.train`.
 
 import argparse
 from pathlib import Path
+from typing import Tuple
 
 import torch
 
@@ -18,8 +19,14 @@ from icefall_lite.models import check_model_arguments
 from icefall_lite.rnnt import add_rnnt_backend_argument
 from icefall_lite.utils import AttributeDict, str2bool
 
+OPTIMIZERS = ("scaled_adam", "adamw", "novograd")
+LR_SCHEDULES = ("eden", "warmup_hold_decay", "cosine", "poly")
+
 __all__ = [
     "HelpFormatter",
+    "LR_SCHEDULES",
+    "OPTIMIZERS",
+    "novograd_betas",
     "add_training_arguments",
     "check_training_arguments",
     "get_training_params",
@@ -77,6 +84,18 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="SentencePiece model (made by prepare.sh).",
     )
     group.add_argument("--base-lr", type=float, default=0.045, help="Base learning rate.")
+    group.add_argument(
+        "--novograd-betas",
+        type=str,
+        default="0.95,0.5",
+        help="novograd: beta1,beta2 (momentum, and the average of the layers' gradient norms).",
+    )
+    group.add_argument(
+        "--lr-decay-batches",
+        type=int,
+        default=10000,
+        help="cosine/poly: the optimizer step at which the learning rate reaches --min-lr.",
+    )
     group.add_argument(
         "--lr-batches",
         type=float,
@@ -148,20 +167,25 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "--optim",
         type=str,
         default="scaled_adam",
-        choices=["scaled_adam", "adamw"],
-        help="scaled_adam (icefall's, for the Zipformer) or adamw (plain AdamW, for models "
-        "without ScaledAdam's parameter-scale-relative updates, e.g. LSTMs).",
+        choices=OPTIMIZERS,
+        help="scaled_adam (icefall's, for the Zipformer), adamw (plain AdamW, for models "
+        "without ScaledAdam's parameter-scale-relative updates, e.g. LSTMs) or novograd "
+        "(Jasper/QuartzNet's; --novograd-betas).",
     )
     group.add_argument(
-        "--weight-decay", type=float, default=1e-3, help="AdamW weight decay (--optim adamw)."
+        "--weight-decay",
+        type=float,
+        default=1e-3,
+        help="Weight decay of --optim adamw, and of novograd (added to the normalised gradient).",
     )
     group.add_argument(
         "--lr-schedule",
         type=str,
         default="eden",
-        choices=["eden", "warmup_hold_decay"],
-        help="eden (--lr-batches, --lr-epochs) or warmup_hold_decay (--warmup-steps, "
-        "--hold-steps, --half-life-steps, --min-lr).",
+        choices=LR_SCHEDULES,
+        help="eden (--lr-batches, --lr-epochs), warmup_hold_decay (--warmup-steps, "
+        "--hold-steps, --half-life-steps, --min-lr), or linear warm-up then cosine / poly "
+        "(power 2) decay to --min-lr at --lr-decay-batches.",
     )
     group.add_argument(
         "--warmup-steps",
@@ -183,7 +207,10 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="warmup_hold_decay: half life in steps of the exponential decay after the hold.",
     )
     group.add_argument(
-        "--min-lr", type=float, default=1e-5, help="warmup_hold_decay: the lowest learning rate."
+        "--min-lr",
+        type=float,
+        default=1e-5,
+        help="warmup_hold_decay: the lowest learning rate; cosine/poly: the final one.",
     )
     group.add_argument(
         "--joint-net-lr-factor",
@@ -314,6 +341,22 @@ def check_training_arguments(params: AttributeDict) -> None:
     factor = params.get("joint_net_lr_factor")
     if factor is not None and factor <= 0:
         raise ValueError(f"--joint-net-lr-factor must be positive, got {factor}")
+    if params.get("optim", "scaled_adam") not in OPTIMIZERS:
+        raise ValueError(f"--optim {params.optim}: expected one of {OPTIMIZERS}")
+    schedule = params.get("lr_schedule", "eden")
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"--lr-schedule {schedule}: expected one of {LR_SCHEDULES}")
+    if schedule in ("cosine", "poly") and params.lr_decay_batches <= params.get(
+        "lr_warmup_batches", 0
+    ):
+        raise ValueError(
+            f"--lr-decay-batches {params.lr_decay_batches} must exceed the warm-up of "
+            f"{params.get('lr_warmup_batches', 0)} steps"
+        )
+    if params.get("optim") == "novograd":
+        novograd_betas(params.novograd_betas)
+        if params.weight_decay < 0:
+            raise ValueError(f"--weight-decay must be >= 0, got {params.weight_decay}")
     if params.keep_last_k < 1:
         raise ValueError(f"--keep-last-k must be at least 1, got {params.keep_last_k}")
     for flag, value in (
@@ -374,3 +417,14 @@ def check_training_arguments(params: AttributeDict) -> None:
                 )
             check_manifest_head(filename)
     check_model_arguments(params)
+
+
+def novograd_betas(text: str) -> Tuple[float, float]:
+    """``"0.95,0.5"`` -> (0.95, 0.5); ``ValueError`` naming --novograd-betas otherwise."""
+    try:
+        betas = tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        betas = ()
+    if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+        raise ValueError(f"--novograd-betas {text}: expected two numbers in [0, 1), e.g. 0.95,0.5")
+    return betas

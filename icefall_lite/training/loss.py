@@ -44,9 +44,10 @@ def compute_loss(
     """Loss of one K2SpeechRecognitionDataset batch.
 
     Args:
-      params: needs prune_range, am_scale, lm_scale, simple_loss_scale, ctc_loss_scale,
-        warm_step, use_transducer, use_ctc, batch_idx_train, use_fp16/use_bf16.
-      model: :class:`AsrModel` (possibly DDP-wrapped).
+      params: needs batch_idx_train, use_fp16/use_bf16; for a transducer prune_range,
+        am_scale, lm_scale, simple_loss_scale, warm_step; ctc_loss_scale (1 if absent).
+      model: any model of :mod:`icefall_lite.models.interface` (possibly DDP-wrapped); its
+        ``use_transducer`` / ``use_ctc`` say which losses count.
       sp: SentencePiece processor mapping texts to token ids.
       batch: ``inputs`` (N, T, 80) fbank, ``supervisions`` with ``text`` and ``num_frames``.
       is_training: build the autograd graph.
@@ -63,32 +64,37 @@ def compute_loss(
     texts = supervisions["text"]
     token_ids = sp.encode(texts, out_type=int)
 
-    simple_scale, pruned_scale = transducer_loss_scales(
-        params.batch_idx_train, params.warm_step, params.simple_loss_scale
-    )
+    # Which heads to weigh is the model's (the interface's use_transducer / use_ctc): a
+    # CTC-only family has no transducer flags at all.
+    bare = unwrap(model)
+    use_transducer, use_ctc = bool(bare.use_transducer), bool(bare.use_ctc)
     with torch.set_grad_enabled(is_training), autocast(params, device):
         simple_loss, pruned_loss, ctc_loss = model(
             x=features,
             x_lens=feature_lens,
             y=token_ids,
-            prune_range=params.prune_range,
-            am_scale=params.am_scale,
-            lm_scale=params.lm_scale,
+            prune_range=params.get("prune_range", 5),
+            am_scale=params.get("am_scale", 0.0),
+            lm_scale=params.get("lm_scale", 0.0),
         )
         loss = features.new_zeros((), dtype=torch.float32)
-        if params.use_transducer:
+        if use_transducer:
+            simple_scale, pruned_scale = transducer_loss_scales(
+                params.batch_idx_train, params.warm_step, params.simple_loss_scale
+            )
             loss = loss + simple_scale * simple_loss + pruned_scale * pruned_loss
-        if params.use_ctc:
-            loss = loss + params.ctc_loss_scale * ctc_loss
+        if use_ctc:
+            # Beside a transducer the CTC head is weighted; alone it is the whole loss.
+            loss = loss + params.get("ctc_loss_scale", 1.0) * ctc_loss
 
     info = MetricsTracker()
-    info["frames"] = int(unwrap(model).output_frames(feature_lens).sum().item())
+    info["frames"] = int(bare.output_frames(feature_lens).sum().item())
     info["utterances"] = len(texts)
     info["loss"] = loss.detach().cpu().item()
-    if params.use_transducer:
+    if use_transducer:
         info["simple_loss"] = simple_loss.detach().cpu().item()
         info["pruned_loss"] = pruned_loss.detach().cpu().item()
-    if params.use_ctc:
+    if use_ctc:
         info["ctc_loss"] = ctc_loss.detach().cpu().item()
     return loss, info
 

@@ -31,7 +31,11 @@ from icefall_lite.training.checkpoints import (
     save_epoch_checkpoint,
 )
 from icefall_lite.training.ema import ModelEma
-from icefall_lite.training.flags import check_training_arguments, resolve_global_batch
+from icefall_lite.training.flags import (
+    check_training_arguments,
+    novograd_betas,
+    resolve_global_batch,
+)
 from icefall_lite.training.loop import format_minutes, train_epoch, validate_and_log
 from icefall_lite.training.loss import compute_loss
 from icefall_lite.training.state import TrainingState, fix_random_seed, gather_rank_states
@@ -148,10 +152,18 @@ def _load_tokenizer(params: AttributeDict) -> Any:
 
 
 def build_optimizer_and_scheduler(params: AttributeDict, model: nn.Module) -> Tuple[Any, Any]:
-    """The optimizer (``--optim``: ScaledAdam or AdamW) over the model's parameter groups,
-    the joint network's learning rate scaled by ``--joint-net-lr-factor``, and the schedule
-    (``--lr-schedule``: Eden or warm-up/hold/decay)."""
-    from icefall_lite.optim import Eden, ScaledAdam, WarmupHoldDecay, get_parameter_groups_with_lrs
+    """The optimizer (``--optim``: ScaledAdam, AdamW or Novograd) over the model's parameter
+    groups, the joint network's learning rate scaled by ``--joint-net-lr-factor``, and the
+    schedule (``--lr-schedule``: Eden, warm-up/hold/decay, or warm-up + cosine / polynomial
+    decay)."""
+    from icefall_lite.optim import (
+        Eden,
+        Novograd,
+        ScaledAdam,
+        WarmupDecay,
+        WarmupHoldDecay,
+        get_parameter_groups_with_lrs,
+    )
     from icefall_lite.training.ema import joint_net_lr_factor
 
     joiner = getattr(model, "joiner", None)
@@ -161,11 +173,20 @@ def build_optimizer_and_scheduler(params: AttributeDict, model: nn.Module) -> Tu
             logging.info(f"Joint network learning-rate factor: {factor:.4g}")
         # get_parameter_groups_with_lrs applies a module's lr_scale to its whole subtree.
         joiner.lr_scale = factor
-    if params.get("optim", "scaled_adam") == "adamw":
+    warmup = params.get("lr_warmup_batches", 500)
+    optim = params.get("optim", "scaled_adam")
+    if optim == "adamw":
         optimizer = torch.optim.AdamW(
             get_parameter_groups_with_lrs(model, lr=params.base_lr),
             lr=params.base_lr,
             weight_decay=params.get("weight_decay", 1e-3),
+        )
+    elif optim == "novograd":
+        optimizer = Novograd(
+            get_parameter_groups_with_lrs(model, lr=params.base_lr),
+            lr=params.base_lr,
+            betas=novograd_betas(params.novograd_betas),
+            weight_decay=params.weight_decay,
         )
     else:
         optimizer = ScaledAdam(
@@ -173,7 +194,8 @@ def build_optimizer_and_scheduler(params: AttributeDict, model: nn.Module) -> Tu
             lr=params.base_lr,
             clipping_scale=2.0,
         )
-    if params.get("lr_schedule", "eden") == "warmup_hold_decay":
+    schedule = params.get("lr_schedule", "eden")
+    if schedule == "warmup_hold_decay":
         scheduler = WarmupHoldDecay(
             optimizer,
             warmup_steps=params.warmup_steps,
@@ -181,12 +203,15 @@ def build_optimizer_and_scheduler(params: AttributeDict, model: nn.Module) -> Tu
             half_life_steps=params.half_life_steps,
             min_lr=params.min_lr,
         )
+    elif schedule == "eden":
+        scheduler = Eden(optimizer, params.lr_batches, params.lr_epochs, warmup_batches=warmup)
     else:
-        scheduler = Eden(
+        scheduler = WarmupDecay(
             optimizer,
-            params.lr_batches,
-            params.lr_epochs,
-            warmup_batches=params.get("lr_warmup_batches", 500),
+            decay_batches=params.lr_decay_batches,
+            warmup_batches=warmup,
+            kind=schedule,
+            min_lr=params.min_lr,
         )
     return optimizer, scheduler
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Time one transducer training step (forward + backward + optimizer step) on CPU: the
-Zipformer's (ScaledAdam) and, with ``--model-family``, the LSTM transducer's (AdamW, full RNN-T
-loss), each as its synth recipe builds it.
+"""Time one training step (forward + backward + optimizer step) on CPU: the Zipformer
+transducer's (ScaledAdam) and, with ``--model-family``, the LSTM transducer's (AdamW, full RNN-T
+loss) and the conv_ctc recipe's model's (Jasper/QuartzNet CTC, Novograd), each as its synth
+recipe builds it.
 
 Usage (from the repository root):
 
@@ -15,8 +16,8 @@ Usage (from the repository root):
     # where the time goes (torch.profiler, CPU), top 25 ops by self time
     .venv/bin/python tools/bench/train_step.py --profile 25 --threads 1
 
-    # both synth recipes' models (BPE 128) in one run, steps interleaved
-    .venv/bin/python tools/bench/train_step.py --model-family zipformer,lstm_transducer \
+    # the three synth recipes' models (BPE 128) in one run, steps interleaved
+    .venv/bin/python tools/bench/train_step.py --model-family zipformer,lstm_transducer,conv_ctc \
         --vocab-size 128 --threads 1
 
 The batch is fixed and random: ``--batch`` utterances of about ``--seconds`` s of 80-dim
@@ -26,7 +27,8 @@ the Zipformer's internal schedules (dropout, skip rates, regulariser probabiliti
 where a synth run spends most of its steps (``--ref-duration 10``: step s is batch count 10 s).
 
 Columns: ms/step (median over the timed steps), x real time (audio seconds trained per
-wall-clock second), and with ``--compare`` the reference/current ratio.
+wall-clock second), and with ``--compare`` the reference/current ratio. ``--model-family
+conv_ctc`` builds ``--conv-preset`` (default: the recipe's ``cpu``) and times CTC + Novograd.
 """
 
 import argparse
@@ -48,12 +50,13 @@ if str(REPO_ROOT) not in sys.path:
 from icefall_lite.models import add_model_arguments, build_model  # noqa: E402
 from icefall_lite.models.zipformer import scaling  # noqa: E402
 from icefall_lite.models.zipformer.scaling import set_batch_count  # noqa: E402
-from icefall_lite.optim import ScaledAdam, get_parameter_groups_with_lrs  # noqa: E402
+from icefall_lite.optim import Novograd, ScaledAdam, get_parameter_groups_with_lrs  # noqa: E402
 from icefall_lite.utils import AttributeDict  # noqa: E402
 
 FRAMES_PER_SECOND = 100
 VOCAB_SIZE = 500
 BLANK_ID = 0
+BENCH_FAMILIES = ("zipformer", "lstm_transducer", "conv_ctc")
 
 
 def get_parser() -> argparse.ArgumentParser:
@@ -76,8 +79,9 @@ def get_parser() -> argparse.ArgumentParser:
         "--model-family",
         type=str,
         default="zipformer",
-        help="Comma-separated families timed in one run (zipformer, lstm_transducer: the "
-        "--lstm-preset cpu model with the full RNN-T loss and AdamW, as its recipe trains it).",
+        help="Comma-separated families timed in one run: zipformer, lstm_transducer (the "
+        "--lstm-preset cpu model with the full RNN-T loss and AdamW, as its recipe trains it), "
+        "conv_ctc (--conv-preset, CTC + Novograd).",
     )
     parser.add_argument(
         "--vocab-size", type=int, default=VOCAB_SIZE, help="Vocabulary (blank included)."
@@ -102,6 +106,7 @@ def get_parser() -> argparse.ArgumentParser:
         help="If > 0: profile the timed steps of the current code and print this many ops.",
     )
     parser.add_argument("--seed", type=int, default=1234, help="Seed for model and batch.")
+    parser.add_argument("--conv-preset", type=str, default="cpu", help="conv_ctc preset.")
     return parser
 
 
@@ -110,15 +115,26 @@ def build_synth_model(
     encoder_embed_channels: int = 0,
     family: str = "zipformer",
     vocab_size: int = VOCAB_SIZE,
+    conv_preset: str = "cpu",
 ) -> torch.nn.Module:
     """The synth recipe's model: its flag defaults, decoder/joiner dims 256; the preset's
     front-end width unless ``encoder_embed_channels`` > 0. ``family="lstm_transducer"``: the
-    lstm_transducer recipe's cpu preset with the full RNN-T loss."""
+    lstm_transducer recipe's cpu preset with the full RNN-T loss; ``"conv_ctc"``: the
+    ``conv_preset`` Jasper/QuartzNet model. Every family is built through the registry."""
     if family == "lstm_transducer":
         params = AttributeDict(
             model_family=family,
             lstm_preset="cpu",
             rnnt_loss="full",
+            vocab_size=vocab_size,
+            blank_id=BLANK_ID,
+            feature_dim=80,
+        )
+        return build_model(params)
+    if family == "conv_ctc":
+        params = AttributeDict(
+            model_family=family,
+            conv_preset=conv_preset,
             vocab_size=vocab_size,
             blank_id=BLANK_ID,
             feature_dim=80,
@@ -164,14 +180,20 @@ class Runner:
         self, args: argparse.Namespace, reference: bool, family: str = "zipformer"
     ) -> None:
         torch.manual_seed(args.seed)
+        self.family = family
         self.model = build_synth_model(
-            args.model_size, args.encoder_embed_channels, family, args.vocab_size
+            args.model_size, args.encoder_embed_channels, family, args.vocab_size, args.conv_preset
         )
         self.model.train()
-        set_batch_count(self.model, args.batch_count)
         if family == "lstm_transducer":
             self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=2e-3)
+        elif family == "conv_ctc":
+            # The synth conv_ctc recipe's optimizer settings.
+            self.optimizer = Novograd(
+                self.model.parameters(), lr=0.03, betas=(0.8, 0.5), weight_decay=0.001
+            )
         else:
+            set_batch_count(self.model, args.batch_count)
             self.optimizer = ScaledAdam(
                 get_parameter_groups_with_lrs(self.model, lr=0.045, include_names=True),
                 lr=0.045,
@@ -196,10 +218,13 @@ class Runner:
         random.setstate(self.rng_state)
         start = time.perf_counter()
         with self._mode():
-            simple_loss, pruned_loss, _ = self.model(
+            simple_loss, pruned_loss, ctc_loss = self.model(
                 features, lens, tokens, prune_range=5, am_scale=0.0, lm_scale=0.25
             )
-            loss = 0.5 * simple_loss + pruned_loss
+            if self.family == "conv_ctc":
+                loss = ctc_loss
+            else:
+                loss = 0.5 * simple_loss + pruned_loss
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -236,6 +261,12 @@ def profile_runner(runner: Runner, args: argparse.Namespace) -> None:
 def main() -> None:
     args = get_parser().parse_args()
     families = [f.strip() for f in args.model_family.split(",") if f.strip()]
+    for family in families:
+        if family not in BENCH_FAMILIES:
+            sys.exit(
+                f"train_step.py: error: --model-family {family}: expected a comma list of "
+                f"{', '.join(BENCH_FAMILIES)}"
+            )
     audio_seconds_per_step = None
     rows = []
     params_of: Dict[str, int] = {}
@@ -268,7 +299,8 @@ def main() -> None:
         return
     sizes = ", ".join(f"{f} {n / 1e6:.2f}M params" for f, n in params_of.items())
     print(
-        f"# {args.model_size} Zipformer / lstm_transducer cpu preset ({sizes}); vocab "
+        f"# {args.model_size} Zipformer / lstm_transducer cpu / conv_ctc {args.conv_preset} "
+        f"presets ({sizes}); vocab "
         f"{args.vocab_size}; batch {args.batch} utts, {audio_seconds_per_step:.1f} s audio/step; "
         f"batch_count {args.batch_count:g}; {args.steps} timed steps (median); torch "
         f"{torch.__version__}; {platform.processor() or platform.machine()}"

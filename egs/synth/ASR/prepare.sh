@@ -23,6 +23,10 @@
 #      are logged with their line number and skipped (--nemo-strict true: an error)
 #   9  Lhotse Shar shards (only with --shar true): data/shar/<prefix>_{train,dev}/ from the fbank
 #      cuts (prefix nemo with --nemo-manifest, else synth), written atomically; train.py --shar-dir data/shar
+#  10  n-gram LM: a --lm-order modified Kneser-Ney LM over the BPE pieces of the train transcripts
+#      only (stage 6's transcript_words.txt; stage 8's with --nemo-manifest),
+#      data/lm/lang_bpe_<N>[_nemo]_<order>gram.arpa, for
+#      decode.py --lm-type ngram (conv_ctc's ctc_prefix_beam_search, zipformer's modified_beam_search)
 #
 # Outputs: data/manifests/synth_{recordings,supervisions}_<split>.jsonl.gz,
 #   data/fbank/synth_cuts_<split>.jsonl.gz (splits: train dev test-synth test-human noise),
@@ -49,10 +53,17 @@ nemo_manifest_dev="" # stage 8: its dev manifest
 nemo_strict=false   # stage 8: a bad manifest line is an error, not a logged skip
 shar=false          # stage 9: write Lhotse Shar shards of the fbank cuts
 shar_shard_size=1000 # stage 9: cuts per shard
+lm_order=5          # stage 10: n-gram order of the token LM (BPE pieces are shorter than words)
+lm_dir=data/lm      # stage 10: where the ARPA file goes
 
 . shared/parse_options.sh || exit 1
 
 . shared/stages.sh || exit 1
+
+if ! [[ "$lm_order" =~ ^[1-9][0-9]*$ ]]; then
+  echo "prepare.sh: --lm-order must be a positive integer, got '$lm_order'" >&2
+  exit 1
+fi
 
 if [ -n "$nemo_manifest" ] && [ -z "$nemo_manifest_dev" ]; then
   echo "prepare.sh: --nemo-manifest needs --nemo-manifest-dev (the validation set)" >&2
@@ -151,3 +162,11 @@ if [ "$shar" = true ]; then
   run_stage 9 "Shar shards ($shar_prefix)" $python local/export_shar.py --prefix $shar_prefix \
     --splits train dev --fbank-dir data/fbank --shar-dir data/shar --shard-size $shar_shard_size
 fi
+
+# The LM of the lang dir this run made: the synth one, or stage 8's with --nemo-manifest.
+lm_lang=lang_bpe_$vocab_size
+[ -n "$nemo_manifest" ] && lm_lang=lang_bpe_${vocab_size}_nemo
+run_stage 10 "token ${lm_order}-gram LM (train transcripts of data/$lm_lang)" \
+  $python local/train_ngram_lm.py --text data/$lm_lang/transcript_words.txt \
+  --bpe-model data/$lm_lang/bpe.model --order $lm_order \
+  --out $lm_dir/${lm_lang}_${lm_order}gram.arpa

@@ -13,7 +13,11 @@ import torch
 from torch import Tensor
 
 from icefall_lite import rnnt
-from icefall_lite.models.asr_model import AsrModel, add_transducer_loss_arguments
+from icefall_lite.models.asr_model import (
+    AsrModel,
+    add_transducer_head_arguments,
+    add_transducer_loss_arguments,
+)
 from icefall_lite.models.joiner import Joiner
 from icefall_lite.models.lstm_transducer.decoder import LstmDecoder
 from icefall_lite.models.lstm_transducer.encoder import LstmEncoder
@@ -27,6 +31,7 @@ __all__ = [
     "LstmTransducer",
     "add_lstm_chunk_arguments",
     "add_lstm_transducer_arguments",
+    "add_lstm_transducer_model_arguments",
     "build_lstm_transducer_model",
     "check_lstm_transducer_arguments",
     "resolve_lstm_params",
@@ -144,7 +149,15 @@ class LstmTransducer(AsrModel):
 
 
 def add_lstm_transducer_arguments(parser: argparse.ArgumentParser) -> None:
-    """Every flag :func:`build_lstm_transducer_model` and the transducer losses read."""
+    """Every flag :func:`build_lstm_transducer_model` and the transducer losses read
+    (training): the architecture's and the loss weights."""
+    add_lstm_transducer_model_arguments(parser)
+    add_transducer_loss_arguments(parser)
+
+
+def add_lstm_transducer_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The architecture flags (and heads) of :func:`build_lstm_transducer_model`: what
+    decoding and export read from a checkpoint, without the training-loss weights."""
     group = parser.add_argument_group("LSTM transducer")
     group.add_argument(
         "--lstm-preset",
@@ -189,7 +202,7 @@ def add_lstm_transducer_arguments(parser: argparse.ArgumentParser) -> None:
         help="Normalise each mel bin per utterance inside the model (training and offline "
         "decoding); streaming decoding normalises outside it.",
     )
-    add_transducer_loss_arguments(parser)
+    add_transducer_head_arguments(parser)
 
 
 def add_lstm_chunk_arguments(parser: argparse.ArgumentParser, chunk_size: int = -1) -> None:

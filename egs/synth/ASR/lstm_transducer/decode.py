@@ -32,7 +32,7 @@ from icefall_lite.cli.checkpoints import inference_params as get_params  # noqa:
 from icefall_lite.cli.decode import get_decode_parser, run_decode  # noqa: E402
 from icefall_lite.cli.errors import run_main  # noqa: E402
 from icefall_lite.cli.recipe import load_recipe_defaults  # noqa: E402
-from icefall_lite.models import add_lstm_transducer_arguments  # noqa: E402
+from icefall_lite.models import add_lstm_transducer_model_arguments  # noqa: E402
 from icefall_lite.models.lstm_transducer import add_lstm_chunk_arguments  # noqa: E402
 
 RECIPE = load_recipe_defaults(__file__)
@@ -40,7 +40,7 @@ RECIPE = load_recipe_defaults(__file__)
 
 def get_parser():
     description = f"Decode the {RECIPE.DATASET} test sets ({', '.join(RECIPE.TEST_SETS)})."
-    parser = get_decode_parser(RECIPE.TEST_SETS, description, add_lstm_transducer_arguments)
+    parser = get_decode_parser(RECIPE.TEST_SETS, description, add_lstm_transducer_model_arguments)
     add_lstm_chunk_arguments(parser)
     parser.set_defaults(
         exp_dir=RECIPE.EXP_DIR,

@@ -26,7 +26,7 @@ from icefall_lite.cli.checkpoints import inference_params as get_params  # noqa:
 from icefall_lite.cli.errors import run_main  # noqa: E402
 from icefall_lite.cli.export import get_export_parser, run_export_onnx  # noqa: E402
 from icefall_lite.cli.recipe import load_recipe_defaults  # noqa: E402
-from icefall_lite.models import add_lstm_transducer_arguments  # noqa: E402
+from icefall_lite.models import add_lstm_transducer_model_arguments  # noqa: E402
 from icefall_lite.models.lstm_transducer import add_lstm_chunk_arguments  # noqa: E402
 
 RECIPE = load_recipe_defaults(__file__)
@@ -34,7 +34,7 @@ RECIPE = load_recipe_defaults(__file__)
 
 def get_parser():
     parser = get_export_parser(
-        __doc__.splitlines()[0], onnx=True, add_model_flags=add_lstm_transducer_arguments
+        __doc__.splitlines()[0], onnx=True, add_model_flags=add_lstm_transducer_model_arguments
     )
     add_lstm_chunk_arguments(parser, RECIPE.CHUNK_SIZE)
     parser.set_defaults(exp_dir=RECIPE.EXP_DIR, tokens=f"{RECIPE.LANG_DIR}/tokens.txt")

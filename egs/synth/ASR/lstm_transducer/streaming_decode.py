@@ -36,7 +36,7 @@ from icefall_lite.cli.streaming_decode import (  # noqa: E402
     get_streaming_decode_parser,
     run_streaming_decode,
 )
-from icefall_lite.models import add_lstm_transducer_arguments  # noqa: E402
+from icefall_lite.models import add_lstm_transducer_model_arguments  # noqa: E402
 from icefall_lite.models.lstm_transducer import add_lstm_chunk_arguments  # noqa: E402
 
 RECIPE = load_recipe_defaults(__file__)
@@ -45,7 +45,7 @@ RECIPE = load_recipe_defaults(__file__)
 def get_parser():
     description = f"Decode the {RECIPE.DATASET} test sets chunk by chunk."
     parser = get_streaming_decode_parser(
-        RECIPE.TEST_SETS, description, add_lstm_transducer_arguments
+        RECIPE.TEST_SETS, description, add_lstm_transducer_model_arguments
     )
     add_lstm_chunk_arguments(parser, RECIPE.CHUNK_SIZE)
     parser.set_defaults(

@@ -29,6 +29,10 @@ egs/librispeech/ASR:
 (5) CTC head (models trained with --use-ctc 1)
 ./zipformer/decode.py --epoch 30 --avg 9 --decoding-method ctc_prefix_beam_search --beam-size 4
 
+(6) modified beam search with shallow fusion of the token n-gram LM (prepare.sh's LM stage)
+./zipformer/decode.py --epoch 30 --avg 9 --decoding-method modified_beam_search --beam-size 4 \\
+    --lm-type ngram --lm-path data/lm/lang_bpe_500_5gram.arpa --lm-scale 0.3
+
 Checkpoints: --epoch/--iter pick the last checkpoint, --avg how many to average;
 --use-averaged-model 1 (default) averages exactly over the training window from the running
 averages stored in epoch-(epoch-avg).pt and epoch-<epoch>.pt. The model is built from the
@@ -46,7 +50,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 
 from icefall_lite.cli.checkpoints import inference_params as get_params  # noqa: E402
-from icefall_lite.cli.decode import get_decode_parser, run_decode  # noqa: E402
+from icefall_lite.cli.decode import default_lm_path, get_decode_parser, run_decode  # noqa: E402
 from icefall_lite.cli.errors import run_main  # noqa: E402
 from icefall_lite.cli.recipe import load_recipe_defaults  # noqa: E402
 
@@ -56,7 +60,11 @@ RECIPE = load_recipe_defaults(__file__)
 def get_parser():
     description = f"Decode the {RECIPE.DATASET} test sets ({', '.join(RECIPE.TEST_SETS)})."
     parser = get_decode_parser(RECIPE.TEST_SETS, description=description)
-    parser.set_defaults(exp_dir="zipformer/exp", bpe_model=f"{RECIPE.LANG_DIR}/bpe.model")
+    parser.set_defaults(
+        exp_dir="zipformer/exp",
+        bpe_model=f"{RECIPE.LANG_DIR}/bpe.model",
+        lm_path=default_lm_path(RECIPE.LANG_DIR),
+    )
     return parser
 
 

@@ -1,0 +1,1 @@
+../../../synth/ASR/conv_ctc/export.py
