@@ -1,0 +1,221 @@
+"""Long audio with memory bounded independently of its length.
+
+Two ways, both fed fbank chunk by chunk (:func:`icefall_lite.audio.iter_fbank_chunks`):
+
+* a causal model **streams** (:func:`stream_features`): one
+  :class:`~icefall_lite.streaming.DecodeStream` fed incrementally, its encoder state carried from
+  chunk to chunk; what it computes is what chunk-wise streaming of the whole file computes.
+* any model decodes **buffered overlapping windows** (:func:`iter_windows`, each decoded as a
+  whole utterance) whose hypotheses :class:`WindowMerger` joins at a word boundary inside each
+  overlap. The cut is placed in the widest gap between word starts of *both* windows within the
+  middle half of the overlap: a word both windows heard lies on one side of it in both, so it is
+  kept once, and the words near a window's edge (heard with little context) are never used.
+
+Times are encoder frames here; the caller turns them into seconds.
+"""
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, List, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+from icefall_lite.models.interface import ChunkEncoder
+from icefall_lite.search.hypothesis import DecodingResult
+from icefall_lite.streaming import DecodeStream, StreamingSearch, decode_one_chunk
+
+__all__ = ["WindowMerger", "decode_windows", "iter_windows", "stream_features", "word_spans"]
+
+WORD_START = "▁"
+
+
+@torch.no_grad()
+def stream_features(
+    encoder: ChunkEncoder,
+    search: StreamingSearch,
+    feature_chunks: Iterable[Tensor],
+    device: torch.device,
+    key: str = "audio",
+) -> DecodingResult:
+    """Decode one long input chunk by chunk as its features arrive.
+
+    Args:
+      encoder: the model's chunk-wise encoder.
+      search: a streaming search.
+      feature_chunks: consecutive (T_i, F) fbank pieces of the input.
+    Returns:
+      the result; timestamps in encoder frames from the start.
+    """
+    stream = None
+    for chunk in feature_chunks:
+        chunk = chunk.to(device)
+        if stream is None:
+            stream = DecodeStream(
+                key=key,
+                features=chunk,
+                states=encoder.get_init_states(1, device),
+                search_state=search.init_state(),
+                decode_chunk_len=encoder.decode_chunk_len,
+                pad_length=encoder.pad_length,
+                finished=False,
+            )
+        else:
+            stream.append_features(chunk)
+        while stream.ready:
+            decode_one_chunk(encoder, search, [stream])
+    if stream is None:
+        return DecodingResult(tokens=[], timestamps=[], score=0.0)
+    stream.finish()
+    while not stream.done:
+        decode_one_chunk(encoder, search, [stream])
+    return search.result(stream.search_state)
+
+
+def iter_windows(
+    feature_chunks: Iterable[Tensor], window_frames: int, hop_frames: int
+) -> Iterator[Tuple[int, Tensor]]:
+    """Overlapping windows over a feature stream, holding at most one window in memory.
+
+    Args:
+      feature_chunks: consecutive (T_i, F) fbank pieces.
+      window_frames: fbank frames per window.
+      hop_frames: frames between window starts (< window_frames; the rest is the overlap).
+    Yields:
+      (first frame, (T, F) features) per window; the last window may be shorter, and every
+      frame is in some window.
+    """
+    if not 0 < hop_frames < window_frames:
+        raise ValueError(f"need 0 < hop ({hop_frames}) < window ({window_frames}) frames")
+    buffer: List[Tensor] = []
+    buffered = 0
+    start = 0
+    yielded = False
+    for chunk in feature_chunks:
+        buffer.append(chunk)
+        buffered += chunk.size(0)
+        while buffered >= window_frames:
+            frames = torch.cat(buffer)
+            yield start, frames[:window_frames]
+            yielded = True
+            start += hop_frames
+            rest = frames[hop_frames:]
+            buffer, buffered = [rest], rest.size(0)
+    # The tail, unless the last window already covered it.
+    if buffered > 0 and (not yielded or buffered > window_frames - hop_frames):
+        yield start, torch.cat(buffer)
+
+
+def word_spans(tokens: Sequence[int], symbols: Sequence[str]) -> List[Tuple[int, int]]:
+    """``[begin, end)`` token index ranges of the words (a piece with ``▁`` starts one)."""
+    spans: List[Tuple[int, int]] = []
+    for i, token in enumerate(tokens):
+        piece = symbols[token] if 0 <= token < len(symbols) else ""
+        if piece.startswith(WORD_START) or not spans:
+            spans.append((i, i + 1))
+        else:
+            spans[-1] = (spans[-1][0], i + 1)
+    return spans
+
+
+@dataclass
+class _Word:
+    tokens: List[int]
+    times: List[int]
+
+    @property
+    def start(self) -> int:
+        return self.times[0]
+
+
+class WindowMerger:
+    """Joins the hypotheses of consecutive overlapping windows (see the module docstring).
+
+    Args:
+      symbols: ``tokens.txt`` symbols by id (for word starts).
+    """
+
+    def __init__(self, symbols: Sequence[str]) -> None:
+        self.symbols = symbols
+        self.words: List[_Word] = []
+        self.score = 0.0
+        self.end = 0  # encoder frame where the last window ended
+        self.cuts: List[float] = []  # where each join was made (encoder frames), for tests
+
+    def _words(self, result: DecodingResult, offset: int) -> List[_Word]:
+        times = [t + offset for t in result.timestamps]
+        return [
+            _Word(list(result.tokens[b:e]), times[b:e])
+            for b, e in word_spans(result.tokens, self.symbols)
+        ]
+
+    def add(self, result: DecodingResult, start: int, end: int) -> None:
+        """Add the next window's result.
+
+        Args:
+          result: timestamps in encoder frames from the window's start.
+          start, end: the window's first and one-past-last encoder frame, on the whole
+            input's scale (``start`` no later than the previous window's ``end``).
+        """
+        words = self._words(result, start)
+        self.score += float(result.score)
+        if not self.cuts:  # the first window
+            self.words, self.end = words, end
+            self.cuts.append(float(start))
+            return
+        if start > self.end:
+            raise ValueError(f"window starting at frame {start} leaves a gap after {self.end}")
+        cut = self._cut(words, start)
+        self.cuts.append(cut)
+        self.words = [w for w in self.words if w.start < cut] + [w for w in words if w.start >= cut]
+        self.end = max(self.end, end)
+
+    def _cut(self, words: List[_Word], start: int) -> float:
+        """The frame to join at: the middle of the widest gap between word starts (of both
+        windows) in the middle half of the overlap ``[start, self.end)``."""
+        quarter = (self.end - start) / 4.0
+        lo, hi = start + quarter, self.end - quarter
+        starts = sorted(
+            {float(w.start) for w in self.words + words if lo < w.start < hi} | {lo, hi}
+        )
+        gaps = [(b - a, (a + b) / 2.0) for a, b in zip(starts, starts[1:])]
+        return max(gaps)[1] if gaps else (lo + hi) / 2.0
+
+    def result(self) -> DecodingResult:
+        """Everything merged so far (timestamps in encoder frames of the whole input)."""
+        tokens = [t for w in self.words for t in w.tokens]
+        times = [t for w in self.words for t in w.times]
+        return DecodingResult(tokens=tokens, timestamps=times, score=self.score)
+
+
+def decode_windows(
+    windows: Iterable[Tuple[int, Tensor]],
+    decode_batch: Callable[[List[Tensor]], List[DecodingResult]],
+    output_frames: Callable[[int], int],
+    subsampling: int,
+    symbols: Sequence[str],
+    batch_size: int = 1,
+) -> DecodingResult:
+    """Decode windows from :func:`iter_windows` ``batch_size`` at a time and merge them.
+
+    Args:
+      decode_batch: (T_i, F) features of some windows -> their results (encoder frames).
+      output_frames: fbank frames -> encoder frames (the model's ``output_frames``).
+      subsampling: fbank frames per encoder frame (window starts are multiples of it).
+    """
+    merger = WindowMerger(symbols)
+    pending: List[Tuple[int, Tensor]] = []
+
+    def flush() -> None:
+        results = decode_batch([f for _, f in pending])
+        for (first, feats), result in zip(pending, results):
+            start = first // subsampling
+            merger.add(result, start, start + int(output_frames(feats.size(0))))
+        pending.clear()
+
+    for window in windows:
+        pending.append(window)
+        if len(pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
+    return merger.result()
