@@ -339,9 +339,7 @@ class ASRModel:
         normalization = None
         if self.normalization is not None:
             normalization = {k: v.detach().cpu() for k, v in self.normalization.items()}
-        package = ModelPackage(
-            self.config, state, self.tokens_text, self.bpe_model, normalization
-        )
+        package = ModelPackage(self.config, state, self.tokens_text, self.bpe_model, normalization)
         return write_package(path, package)
 
     @classmethod
@@ -393,7 +391,9 @@ class ASRModel:
         for folder in model_dirs if model_dirs is not None else default_model_dirs():
             folder = Path(folder)
             if folder.is_dir():
-                names.update(p.name[: -len(PACKAGE_SUFFIX)] for p in folder.glob(f"*{PACKAGE_SUFFIX}"))
+                names.update(
+                    p.name[: -len(PACKAGE_SUFFIX)] for p in folder.glob(f"*{PACKAGE_SUFFIX}")
+                )
         return sorted(names)
 
     @classmethod
@@ -449,9 +449,7 @@ class ASRModel:
                 f"{', '.join(sorted(set(SEARCH_DEFAULTS) | set(LONG_AUDIO_DEFAULTS)))}"
             )
         settings = dict(SEARCH_DEFAULTS, **LONG_AUDIO_DEFAULTS)
-        settings.update(
-            {k: v for k, v in self.config.get("decoding", {}).items() if k in settings}
-        )
+        settings.update({k: v for k, v in self.config.get("decoding", {}).items() if k in settings})
         settings.update(options)
         settings["decoding_method"] = decoding_method or self.default_decoding_method()
         method = settings["decoding_method"]
@@ -520,7 +518,9 @@ class ASRModel:
             encoder_out, encoder_out_lens = encode_utterances(
                 self.model, x, lens, self.causal, self.chunk_size
             )
-            for i, result in zip(usable, search(settings, self.model, encoder_out, encoder_out_lens)):
+            for i, result in zip(
+                usable, search(settings, self.model, encoder_out, encoder_out_lens)
+            ):
                 results[i] = result
         return results  # type: ignore[return-value]
 

@@ -109,9 +109,7 @@ def encode_batch(
     chunk_size = int(str(params.get("chunk_size", -1)).split(",")[0])
     # Simulated streaming pads and masks exactly as chunk-wise streaming_decode.py does
     # (test/recipes/test_streaming_decode_synth.py); see encode_utterances.
-    return encode_utterances(
-        model, features, feature_lens, bool(params.get("causal")), chunk_size
-    )
+    return encode_utterances(model, features, feature_lens, bool(params.get("causal")), chunk_size)
 
 
 def load_test_cuts(data_module: Any, prefix: str, split: str) -> CutSet:

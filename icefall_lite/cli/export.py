@@ -4,8 +4,10 @@ Both load the model exactly as decode.py does (``--epoch/--iter/--avg/--use-aver
 architecture from the checkpoint's params), then write into ``--exp-dir``:
 
 * export.py: ``pretrained.pt`` (a checkpoint holding the averaged weights and the params, so
-  pretrained.py needs no model flag); with ``--jit 1`` also ``jit_script.pt`` or, for a
-  causal model, ``jit_script_chunk_<C>_left_<L>.pt``;
+  pretrained.py needs no model flag); the one-file model package ``model-<tag>.icefall``
+  (weights, config, tokens.txt and bpe.model: ``ASRModel.restore_from`` and
+  ``python -m icefall_lite.transcribe --model`` read it); with ``--jit 1`` also
+  ``jit_script.pt`` or, for a causal model, ``jit_script_chunk_<C>_left_<L>.pt``;
 * export-onnx.py: ``encoder-<tag>.onnx``, ``decoder-<tag>.onnx``, ``joiner-<tag>.onnx``, their
   ``.int8.onnx`` versions and ``tokens.txt``; ``<tag>`` is ``epoch-30-avg-9`` (or
   ``iter-...``), plus ``-chunk-16-left-128`` for the streaming encoder of a causal model.
@@ -14,7 +16,7 @@ architecture from the checkpoint's params), then write into ``--exp-dir``:
 import argparse
 import logging
 from pathlib import Path
-from typing import Any, Dict, Mapping, Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 from icefall_lite.checkpoint import add_model_averaging_arguments, save_checkpoint
 from icefall_lite.cli.checkpoints import (
@@ -41,7 +43,7 @@ from icefall_lite.models import add_model_arguments, build_model
 from icefall_lite.models.zipformer.presets import parse_int_list
 from icefall_lite.utils import AttributeDict, atomic_open, setup_logger, str2bool
 
-__all__ = ["get_export_parser", "run_export", "run_export_onnx", "model_tag"]
+__all__ = ["get_export_parser", "model_tag", "run_export", "run_export_onnx", "write_model_package"]
 
 
 def get_export_parser(description: str, onnx: bool = False) -> argparse.ArgumentParser:
@@ -59,6 +61,13 @@ def get_export_parser(description: str, onnx: bool = False) -> argparse.Argument
     if onnx:
         parser.add_argument("--opset-version", type=int, default=13, help="ONNX opset.")
     else:
+        parser.add_argument(
+            "--bpe-model",
+            type=str,
+            default="data/lang_bpe_500/bpe.model",
+            help="SentencePiece model put into the model package beside tokens.txt "
+            "(left out, with a warning, when the file does not exist).",
+        )
         parser.add_argument(
             "--jit",
             type=str2bool,
@@ -97,7 +106,7 @@ def _load(parser: argparse.ArgumentParser, argv: Sequence[str], defaults, log_na
 def run_export(
     parser: argparse.ArgumentParser, argv: Sequence[str], defaults: Mapping[str, Any]
 ) -> Dict[str, Path]:
-    """export.py. Returns the written files by kind (``pretrained``, ``jit``)."""
+    """export.py. Returns the written files by kind (``pretrained``, ``package``, ``jit``)."""
     params, model = _load(parser, argv, defaults, "log-export")
     written = {}
     filename = params.exp_dir / "pretrained.pt"
@@ -105,6 +114,9 @@ def run_export(
     # rebuilds the model from it without any flag.
     save_checkpoint(filename, model, params=dict(params))
     written["pretrained"] = filename
+    package = write_model_package(params, model)
+    if package is not None:
+        written["package"] = package
     if params.jit:
         causal = bool(params.get("causal"))
         jit_file = params.exp_dir / jit_script_filename(
@@ -119,6 +131,26 @@ def run_export(
         )
         written["jit"] = jit_file
     return written
+
+
+def write_model_package(params: Mapping[str, Any], model: Any) -> Optional[Path]:
+    """Write ``<exp-dir>/model-<tag>.icefall`` (see :mod:`icefall_lite.api.package`) from the
+    loaded model; None (with a warning) when ``--tokens`` does not exist."""
+    from icefall_lite.api import PACKAGE_SUFFIX, ASRModel, make_config
+
+    tokens = Path(params["tokens"])
+    if not tokens.is_file():
+        logging.warning(f"--tokens {tokens}: no such file; no model package written")
+        return None
+    bpe = Path(params.get("bpe_model") or "")
+    bpe_bytes = bpe.read_bytes() if bpe.is_file() else None
+    if bpe_bytes is None:
+        logging.warning(f"--bpe-model {bpe}: no such file; the package holds tokens.txt only")
+    config = make_config("zipformer", params)
+    asr = ASRModel(model, config, tokens.read_text(encoding="utf-8"), bpe_bytes)
+    path = asr.save_to(Path(params["exp_dir"]) / f"model-{model_tag(params)}{PACKAGE_SUFFIX}")
+    logging.info(f"Wrote the model package {path}")
+    return path
 
 
 def run_export_onnx(

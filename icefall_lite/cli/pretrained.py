@@ -5,12 +5,10 @@ are parsed: load the model file, transcribe the sound files, print icefall's ``<
 import argparse
 import logging
 from pathlib import Path
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Sequence
 
 import torch
-from torch import Tensor
 
-from icefall_lite.checkpoint import CheckpointError, read_checkpoint, stored_params
 from icefall_lite.cli.decode import (
     add_decoding_arguments,
     check_decoding_arguments,
@@ -23,11 +21,8 @@ from icefall_lite.export.transcribe import (
     transcribe_offline,
     transcribe_streaming,
 )
-from icefall_lite.models import build_model
 from icefall_lite.search.decoding import CTC_METHODS, TRANSDUCER_METHODS
-from icefall_lite.streaming import simulated_streaming_input
 from icefall_lite.streaming.search import STREAMING_DECODING_METHODS
-from icefall_lite.utils import AttributeDict
 
 __all__ = [
     "add_transcribe_arguments",
@@ -114,45 +109,31 @@ def pretrained_parser(description: str) -> argparse.ArgumentParser:
 
 
 def run_pretrained(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
-    """pretrained.py: PyTorch model from pretrained.pt. A causal model decodes whole files the
-    way chunk-wise streaming would (simulated streaming). Returns the count of unreadable
-    files."""
+    """pretrained.py: the PyTorch model in pretrained.pt, through the Python API
+    (:class:`icefall_lite.ASRModel`): files are decoded in batches, a causal model the way
+    chunk-wise streaming would (simulated streaming), and a file longer than 30 s chunk by chunk
+    (streamed, or in overlapping windows), so memory does not grow with its length. Returns the
+    count of unreadable files."""
+    from icefall_lite.api import ASRModel
+
     params = _parse(parser, argv)
-    checkpoint = read_checkpoint(params["checkpoint"])
-    model_params = AttributeDict(stored_params(checkpoint))
-    if "vocab_size" not in model_params:
-        raise UsageError(
-            f"--checkpoint {params['checkpoint']}: holds no model params; "
-            "expected the pretrained.pt written by export.py"
-        )
-    model = build_model(model_params)
-    try:
-        model.load_state_dict(checkpoint["model"])
-    except (KeyError, RuntimeError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(
-            f"--checkpoint {params['checkpoint']}: its weights do not fit the model its params "
-            f"describe ({first}); export it again with export.py"
-        ) from None
-    model.eval()
-    check_decoding_arguments(params, model)
-
-    chunk = 0
-    if model_params.get("causal"):
-        # One chunk size and left context (the first entries): in eval mode the encoder would
-        # otherwise draw one per batch from the training lists.
-        chunk = int(str(model_params.chunk_size).split(",")[0])
-        left = int(str(model_params.left_context_frames).split(",")[0])
-        model.encoder.chunk_size = [chunk]
-        model.encoder.left_context_frames = [left]
-
-    def encode(x: Tensor, x_lens: Tensor) -> Tuple[Tensor, Tensor]:
-        if chunk > 0:
-            x, x_lens = simulated_streaming_input(model.encoder_embed, x, x_lens, 2 * chunk)
-        return model.forward_encoder(x, x_lens)
-
-    symbols = read_tokens(params["tokens"])
-    texts = transcribe_offline(params, params["sound_files"], encode, model, symbols)
+    model = ASRModel.from_checkpoint(params["checkpoint"], params["tokens"])
+    check_decoding_arguments(params, model.model)
+    search_flags = (
+        "beam_size",
+        "beam",
+        "max_contexts",
+        "max_states",
+        "max_sym_per_frame",
+        "num_paths",
+        "nbest_scale",
+    )
+    texts = model.transcribe(
+        params["sound_files"],
+        decoding_method=params["decoding_method"],
+        errors="skip",
+        **{key: params[key] for key in search_flags},
+    )
     return print_transcripts(params["sound_files"], texts)
 
 
