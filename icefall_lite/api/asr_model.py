@@ -28,7 +28,12 @@ import torch
 from torch import Tensor, nn
 
 from icefall_lite.api.hypothesis import Hypothesis, make_hypothesis
-from icefall_lite.api.long_audio import decode_windows, iter_windows, stream_features
+from icefall_lite.api.long_audio import (
+    SegmentingSearch,
+    decode_windows,
+    iter_windows,
+    stream_features,
+)
 from icefall_lite.api.package import (
     PACKAGE_SUFFIX,
     ModelPackage,
@@ -83,6 +88,9 @@ LONG_AUDIO_DEFAULTS: Dict[str, Any] = {
     "long_audio_seconds": 30.0,
     "chunk_seconds": 20.0,
     "overlap_seconds": 4.0,
+    # Long audio with a transducer: blank seconds after a token that end a segment (the
+    # search restarts; see long_audio.SegmentingSearch); 0: never.
+    "endpoint_seconds": 1.0,
 }
 LONG_AUDIO_MODES = ("auto", "streaming", "chunked")
 
@@ -528,25 +536,58 @@ class ASRModel:
         for chunk in iter_fbank_chunks(item.blocks(10.0), SAMPLE_RATE):
             yield self._normalize(chunk)
 
+    def _streaming_search(self, settings: Mapping) -> StreamingSearch:
+        return StreamingSearch(
+            self.model,
+            settings["decoding_method"],
+            max_sym_per_frame=settings["max_sym_per_frame"],
+            beam_size=settings["beam_size"],
+            beam=settings["beam"],
+            max_states=settings["max_states"],
+            max_contexts=settings["max_contexts"],
+        )
+
+    @torch.no_grad()
+    def _decode_windows(self, windows: List[Tensor], settings: Mapping) -> List[DecodingResult]:
+        """Windows of a long input (normalised fbank), encoded together; a streaming-capable
+        transducer search runs over each with endpointing, any other search as decode.py's."""
+        method = settings["decoding_method"]
+        endpoint = int(round(settings["endpoint_seconds"] / self.frame_shift))
+        if method not in STREAMING_DECODING_METHODS or endpoint <= 0:
+            return self._decode_features(windows, settings, normalized=True)
+        device = self.device
+        lens = torch.tensor([w.size(0) for w in windows], device=device)
+        x = nn.utils.rnn.pad_sequence(
+            [w.to(device) for w in windows], batch_first=True, padding_value=LOG_EPS
+        )
+        encoder_out, encoder_out_lens = encode_utterances(
+            self.model, x, lens, self.causal, self.chunk_size
+        )
+        results = []
+        for i, n in enumerate(encoder_out_lens.tolist()):
+            segmenting = SegmentingSearch(self._streaming_search(settings), endpoint)
+            segmenting.decode(encoder_out[i, :n])
+            results.append(segmenting.result())
+        return results
+
     def _decode_long(self, item: _Input, settings: Mapping, batch_size: int) -> DecodingResult:
         method = settings["decoding_method"]
         mode = settings["long_audio"]
+        endpoint = int(round(settings["endpoint_seconds"] / self.frame_shift))
         if mode == "streaming" or (mode == "auto" and self._can_stream(method)):
             if self._streaming_encoder is None:
                 self._streaming_encoder = self.model.streaming_encoder(
                     self.chunk_size, self.left_context_frames
                 )
-            streaming_search = StreamingSearch(
-                self.model,
-                method,
-                max_sym_per_frame=settings["max_sym_per_frame"],
-                beam_size=settings["beam_size"],
-                beam=settings["beam"],
-                max_states=settings["max_states"],
-                max_contexts=settings["max_contexts"],
-            )
+            # A fast-beam lattice grows with the segment: end one after 60 s at the latest.
+            max_segment = int(60.0 / self.frame_shift) if method == "fast_beam_search" else 0
             return stream_features(
-                self._streaming_encoder, streaming_search, self._feature_chunks(item), self.device
+                self._streaming_encoder,
+                self._streaming_search(settings),
+                self._feature_chunks(item),
+                self.device,
+                endpoint_frames=endpoint,
+                max_segment_frames=max_segment,
             )
         sub = self.subsampling
         window = max(sub, int(round(settings["chunk_seconds"] * 100 / sub)) * sub)
@@ -554,7 +595,7 @@ class ASRModel:
         windows = iter_windows(self._feature_chunks(item), window, window - overlap)
         return decode_windows(
             windows,
-            lambda feats: self._decode_features(feats, settings, normalized=True),
+            lambda feats: self._decode_windows(feats, settings),
             self.model.output_frames,
             sub,
             self.symbols,

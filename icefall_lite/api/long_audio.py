@@ -11,6 +11,14 @@ Two ways, both fed fbank chunk by chunk (:func:`icefall_lite.audio.iter_fbank_ch
   middle half of the overlap: a word both windows heard lies on one side of it in both, so it is
   kept once, and the words near a window's edge (heard with little context) are never used.
 
+Both search with **endpointing** (:class:`SegmentingSearch`, as sherpa's endpoint rule 2): once
+a token was emitted and then ``endpoint_frames`` of blank followed, the segment is finished and
+the search restarts with a fresh state (the encoder state is kept). A transducer's decoder
+otherwise carries the context of the last words across a long pause; a model trained on
+single utterances then tends to stay on blank after a sentence-final word (the synth model
+stops emitting after its first ``... POUND KEY``), and a fast-beam lattice would grow with the
+input's length.
+
 Times are encoder frames here; the caller turns them into seconds.
 """
 
@@ -24,9 +32,89 @@ from icefall_lite.models.interface import ChunkEncoder
 from icefall_lite.search.hypothesis import DecodingResult
 from icefall_lite.streaming import DecodeStream, StreamingSearch, decode_one_chunk
 
-__all__ = ["WindowMerger", "decode_windows", "iter_windows", "stream_features", "word_spans"]
+__all__ = [
+    "SegmentingSearch",
+    "WindowMerger",
+    "decode_windows",
+    "iter_windows",
+    "stream_features",
+    "word_spans",
+]
 
 WORD_START = "▁"
+
+
+class SegmentingSearch:
+    """A streaming search over one input that restarts at endpoints (module docstring).
+
+    Args:
+      search: the streaming search (greedy, modified beam or fast beam).
+      endpoint_frames: blank encoder frames after a token that end a segment (0: never).
+      max_segment_frames: a segment is also ended after this many frames (bounds the
+        fast-beam lattice of speech without pauses; 0: never).
+    """
+
+    def __init__(
+        self, search: StreamingSearch, endpoint_frames: int, max_segment_frames: int = 0
+    ) -> None:
+        self.search = search
+        self.endpoint_frames = endpoint_frames
+        self.max_segment_frames = max_segment_frames
+        self.state = search.init_state()
+        self.offset = 0  # encoder frames before the current segment
+        self.tokens: List[int] = []
+        self.timestamps: List[int] = []
+        self.score = 0.0
+        self.segments = 0  # how many segments were finished at an endpoint
+
+    def _commit(self, result: DecodingResult) -> None:
+        self.tokens += result.tokens
+        self.timestamps += [t + self.offset for t in result.timestamps]
+        self.score += float(result.score)
+        self.offset += self.state.num_frames
+        self.state = self.search.init_state()
+
+    def after_chunk(self) -> None:
+        """Check for an endpoint after the state advanced over a chunk."""
+        frames = self.state.num_frames
+        if self.endpoint_frames <= 0 and self.max_segment_frames <= 0:
+            return
+        result = self.search.result(self.state)
+        last = result.timestamps[-1] + 1 if result.tokens else 0
+        ended = self.endpoint_frames > 0 and result.tokens and frames - last >= self.endpoint_frames
+        too_long = self.max_segment_frames > 0 and frames >= self.max_segment_frames
+        if ended or too_long:
+            self.segments += int(bool(ended))
+            self._commit(result)
+
+    def decode(self, encoder_out: Tensor, piece_frames: int = 8) -> None:
+        """Advance over (T, C) encoder output of this input, ``piece_frames`` at a time."""
+        for start in range(0, encoder_out.size(0), piece_frames):
+            piece = encoder_out[start : start + piece_frames].unsqueeze(0)
+            lens = torch.tensor([piece.size(1)], device=piece.device)
+            self.search.decode_chunk(piece, lens, [self.state])
+            self.after_chunk()
+
+    def result(self) -> DecodingResult:
+        """Everything so far: finished segments and the current one."""
+        last = self.search.result(self.state)
+        return DecodingResult(
+            tokens=self.tokens + last.tokens,
+            timestamps=self.timestamps + [t + self.offset for t in last.timestamps],
+            score=self.score + float(last.score),
+        )
+
+
+class _SegmentingAdapter:
+    """Lets :func:`decode_one_chunk` drive a :class:`SegmentingSearch`: the stream's search
+    state is the segmenting search's current one."""
+
+    def __init__(self, segmenting: SegmentingSearch) -> None:
+        self.segmenting = segmenting
+
+    def decode_chunk(self, encoder_out: Tensor, encoder_out_lens: Tensor, states: List) -> None:
+        self.segmenting.search.decode_chunk(encoder_out, encoder_out_lens, [self.segmenting.state])
+        self.segmenting.after_chunk()
 
 
 @torch.no_grad()
@@ -35,6 +123,8 @@ def stream_features(
     search: StreamingSearch,
     feature_chunks: Iterable[Tensor],
     device: torch.device,
+    endpoint_frames: int = 0,
+    max_segment_frames: int = 0,
     key: str = "audio",
 ) -> DecodingResult:
     """Decode one long input chunk by chunk as its features arrive.
@@ -43,9 +133,12 @@ def stream_features(
       encoder: the model's chunk-wise encoder.
       search: a streaming search.
       feature_chunks: consecutive (T_i, F) fbank pieces of the input.
+      endpoint_frames, max_segment_frames: see :class:`SegmentingSearch`.
     Returns:
       the result; timestamps in encoder frames from the start.
     """
+    segmenting = SegmentingSearch(search, endpoint_frames, max_segment_frames)
+    adapter = _SegmentingAdapter(segmenting)
     stream = None
     for chunk in feature_chunks:
         chunk = chunk.to(device)
@@ -54,7 +147,7 @@ def stream_features(
                 key=key,
                 features=chunk,
                 states=encoder.get_init_states(1, device),
-                search_state=search.init_state(),
+                search_state=None,
                 decode_chunk_len=encoder.decode_chunk_len,
                 pad_length=encoder.pad_length,
                 finished=False,
@@ -62,13 +155,13 @@ def stream_features(
         else:
             stream.append_features(chunk)
         while stream.ready:
-            decode_one_chunk(encoder, search, [stream])
+            decode_one_chunk(encoder, adapter, [stream])
     if stream is None:
         return DecodingResult(tokens=[], timestamps=[], score=0.0)
     stream.finish()
     while not stream.done:
-        decode_one_chunk(encoder, search, [stream])
-    return search.result(stream.search_state)
+        decode_one_chunk(encoder, adapter, [stream])
+    return segmenting.result()
 
 
 def iter_windows(
