@@ -179,16 +179,22 @@ def compute_fbank(
       sample_rate: Hz.
       backend: ``auto``, ``kaldifeat`` or ``lhotse``.
     Returns:
-      one (num_frames, 80) float32 tensor per waveform (10 ms frames).
+      one (num_frames, 80) float32 tensor per waveform (10 ms frames); a waveform shorter than
+      one 25 ms frame gives (0, 80).
     """
     from icefall_lite.data.features import make_fbank_extractor
 
     extractor = make_fbank_extractor(backend)
-    features = []
-    for wave in waves:
-        feats = extractor.extract(wave.detach().cpu().numpy().astype(np.float32), sample_rate)
-        features.append(torch.as_tensor(np.asarray(feats), dtype=torch.float32))
-    return features
+    return [_fbank(extractor, wave, sample_rate) for wave in waves]
+
+
+def _fbank(extractor, wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    from icefall_lite.data.features import NUM_MEL_BINS
+
+    if wave.numel() < int(0.025 * sample_rate):  # the extractors need one whole frame
+        return torch.zeros(0, NUM_MEL_BINS)
+    feats = extractor.extract(wave.detach().cpu().numpy().astype(np.float32), sample_rate)
+    return torch.as_tensor(np.asarray(feats), dtype=torch.float32)
 
 
 def _check_readable(filename: str) -> None:
@@ -354,8 +360,7 @@ def iter_fbank_chunks(
     margin = 2 * shift
 
     def fbank(samples: torch.Tensor) -> torch.Tensor:
-        feats = extractor.extract(samples.numpy().astype(np.float32), sample_rate)
-        return torch.as_tensor(np.asarray(feats), dtype=torch.float32)
+        return _fbank(extractor, samples, sample_rate)
 
     buffer = torch.zeros(0)
     buffer_start = 0  # absolute sample index of buffer[0], a multiple of ``shift``

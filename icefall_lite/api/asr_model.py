@@ -93,6 +93,8 @@ LONG_AUDIO_DEFAULTS: Dict[str, Any] = {
     "endpoint_seconds": 1.0,
 }
 LONG_AUDIO_MODES = ("auto", "streaming", "chunked")
+# transcribe() reads this many batches of inputs ahead and batches them by length.
+GROUP_BATCHES = 4
 
 
 def default_model_dirs() -> List[Path]:
@@ -602,21 +604,34 @@ class ASRModel:
             batch_size,
         )
 
-    def _finish(self, result: DecodingResult, hypotheses: bool) -> Union[str, Hypothesis]:
-        hyp = make_hypothesis(result, self.symbols, self.frame_shift)
+    def _finish(
+        self, result: DecodingResult, hypotheses: bool, seconds: float
+    ) -> Union[str, Hypothesis]:
+        hyp = make_hypothesis(result, self.symbols, self.frame_shift, duration=seconds)
         return hyp if hypotheses else hyp.text
 
     def _results(
         self, audio: Any, batch_size: int, sample_rate: int, errors: str, settings: Mapping
     ) -> Iterator[tuple]:
-        """(input, DecodingResult or None) per input, in order."""
+        """(input, DecodingResult or None, seconds) per input, in order."""
         batch: List[tuple] = []  # (input, fbank or None)
 
         def flush() -> Iterator[tuple]:
-            present = [f for _, f in batch if f is not None]
-            results = iter(self._decode_features(present, settings) if present else [])
-            for item, f in batch:
-                yield item, None if f is None else next(results)
+            # Decode the group in batches of similar lengths (less padding), yield in order.
+            present = sorted(
+                (i for i, (_, f) in enumerate(batch) if f is not None),
+                key=lambda i: batch[i][1].size(0),
+            )
+            results: Dict[int, DecodingResult] = {}
+            for start in range(0, len(present), batch_size):
+                rows = present[start : start + batch_size]
+                decoded = self._decode_features([batch[i][1] for i in rows], settings)
+                results.update(zip(rows, decoded))
+            for i, (item, f) in enumerate(batch):
+                if f is None:
+                    yield item, None, 0.0
+                else:
+                    yield item, results[i], f.size(0) * 0.01
             batch.clear()
 
         def failed(item: _Input, error: AudioReadError) -> None:
@@ -626,7 +641,8 @@ class ASRModel:
 
         for item in _expand(audio, sample_rate):
             try:
-                long = item.seconds() > settings["long_audio_seconds"]
+                seconds = item.seconds()
+                long = seconds > settings["long_audio_seconds"]
                 wave = None if long else item.waveform()
             except AudioReadError as error:
                 failed(item, error)
@@ -639,10 +655,10 @@ class ASRModel:
                 except AudioReadError as error:
                     failed(item, error)
                     result = None
-                yield item, result
+                yield item, result, seconds
                 continue
             batch.append((item, compute_fbank([wave], SAMPLE_RATE)[0]))
-            if len(batch) >= batch_size:
+            if len(batch) >= batch_size * GROUP_BATCHES:
                 yield from flush()
         yield from flush()
 
@@ -674,8 +690,8 @@ class ASRModel:
         self._check_call(batch_size, errors, sample_rate)
         settings = self._settings(decoding_method, options)
         hypotheses = return_hypotheses or timestamps
-        for _, result in self._results(audio, batch_size, sample_rate, errors, settings):
-            yield None if result is None else self._finish(result, hypotheses)
+        for _, result, seconds in self._results(audio, batch_size, sample_rate, errors, settings):
+            yield None if result is None else self._finish(result, hypotheses, seconds)
 
     def transcribe(
         self,
@@ -743,8 +759,8 @@ class ASRModel:
         settings = self._settings(decoding_method, options)
         pairs = self._results(manifest, batch_size, SAMPLE_RATE, "skip", settings)
         lines = (
-            dict(item.line, pred_text=self._finish(result, False))
-            for item, result in pairs
+            dict(item.line, pred_text=self._finish(result, False, seconds))
+            for item, result, seconds in pairs
             if result is not None
         )
         write_nemo_manifest(lines, output)

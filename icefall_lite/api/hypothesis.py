@@ -6,7 +6,7 @@ hypothesis in encoder frames; this one is the finished result in seconds.)
 """
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from icefall_lite.search.hypothesis import DecodingResult
 
@@ -85,7 +85,11 @@ def words_from_pieces(
 
 
 def make_hypothesis(
-    result: DecodingResult, symbols: Sequence[str], frame_shift: float, offset: float = 0.0
+    result: DecodingResult,
+    symbols: Sequence[str],
+    frame_shift: float,
+    offset: float = 0.0,
+    duration: Optional[float] = None,
 ) -> Hypothesis:
     """A search result (tokens, encoder-frame timestamps) as a :class:`Hypothesis`.
 
@@ -93,9 +97,13 @@ def make_hypothesis(
       symbols: ``tokens.txt`` symbols by id.
       frame_shift: seconds per encoder frame.
       offset: seconds added to every time (where the decoded audio starts).
+      duration: the audio's length: later times are clipped to it (a causal model emits its
+        last tokens in the silence padded after the input, up to its look-ahead later).
     """
     pieces = [symbols[i] if 0 <= i < len(symbols) else "<unk>" for i in result.tokens]
     starts = [offset + t * frame_shift for t in result.timestamps]
+    if duration is not None:
+        starts = [min(t, max(0.0, offset + duration - frame_shift)) for t in starts]
     text = "".join(pieces).replace(WORD_START, " ").strip()
     return Hypothesis(
         text=" ".join(text.split()),
