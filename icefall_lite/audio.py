@@ -330,9 +330,9 @@ def _resampled_blocks(
         stop = min(total, start + step)
         lo, hi = max(0, start - margin), min(total, stop + margin)
         out = resample(read(lo, hi).unsqueeze(0)).squeeze(0)
-        first = (start - lo) // unit * out_unit
+        skip = (start - lo) // unit * out_unit  # the left margin's output samples
         count = (stop - start) // unit * out_unit if stop < total else expected_out - emitted
-        block = out[first : first + count]
+        block = out[skip : skip + count]
         emitted += block.numel()
         yield block
 

@@ -600,7 +600,6 @@ class ASRModel:
             lambda feats: self._decode_windows(feats, settings),
             self.model.output_frames,
             sub,
-            self.symbols,
             batch_size,
         )
 

@@ -7,9 +7,9 @@ Two ways, both fed fbank chunk by chunk (:func:`icefall_lite.audio.iter_fbank_ch
   chunk to chunk; what it computes is what chunk-wise streaming of the whole file computes.
 * any model decodes **buffered overlapping windows** (:func:`iter_windows`, each decoded as a
   whole utterance) whose hypotheses :class:`WindowMerger` joins at a word boundary inside each
-  overlap. The cut is placed in the widest gap between word starts of *both* windows within the
-  middle half of the overlap: a word both windows heard lies on one side of it in both, so it is
-  kept once, and the words near a window's edge (heard with little context) are never used.
+  overlap. The cut is placed in the widest gap between the tokens of *both* windows within the
+  middle half of the overlap: a token both windows heard lies on one side of it in both, so it
+  is kept once, and the tokens near a window's edge (heard with little context) are never used.
 
 Both search with **endpointing** (:class:`SegmentingSearch`, as sherpa's endpoint rule 2): once
 a token was emitted and then ``endpoint_frames`` of blank followed, the segment is finished and
@@ -22,7 +22,6 @@ input's length.
 Times are encoder frames here; the caller turns them into seconds.
 """
 
-from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, List, Sequence, Tuple
 
 import torch
@@ -38,10 +37,7 @@ __all__ = [
     "decode_windows",
     "iter_windows",
     "stream_features",
-    "word_spans",
 ]
-
-WORD_START = "▁"
 
 
 class SegmentingSearch:
@@ -198,48 +194,22 @@ def iter_windows(
         yield start, torch.cat(buffer)
 
 
-def word_spans(tokens: Sequence[int], symbols: Sequence[str]) -> List[Tuple[int, int]]:
-    """``[begin, end)`` token index ranges of the words (a piece with ``▁`` starts one)."""
-    spans: List[Tuple[int, int]] = []
-    for i, token in enumerate(tokens):
-        piece = symbols[token] if 0 <= token < len(symbols) else ""
-        if piece.startswith(WORD_START) or not spans:
-            spans.append((i, i + 1))
-        else:
-            spans[-1] = (spans[-1][0], i + 1)
-    return spans
-
-
-@dataclass
-class _Word:
-    tokens: List[int]
-    times: List[int]
-
-    @property
-    def start(self) -> int:
-        return self.times[0]
-
-
 class WindowMerger:
     """Joins the hypotheses of consecutive overlapping windows (see the module docstring).
 
-    Args:
-      symbols: ``tokens.txt`` symbols by id (for word starts).
+    The join is made at a frame in the widest gap between the tokens of *both* windows in the
+    middle half of their overlap: the earlier window's tokens before it are kept, the later
+    window's from it on. No token of either window lies near the join, so a token both heard
+    (placed a frame or two apart) is kept once, and a word running across the join is taken
+    partly from each window without losing or repeating a piece.
     """
 
-    def __init__(self, symbols: Sequence[str]) -> None:
-        self.symbols = symbols
-        self.words: List[_Word] = []
+    def __init__(self) -> None:
+        self.tokens: List[int] = []
+        self.times: List[int] = []
         self.score = 0.0
         self.end = 0  # encoder frame where the last window ended
-        self.cuts: List[float] = []  # where each join was made (encoder frames), for tests
-
-    def _words(self, result: DecodingResult, offset: int) -> List[_Word]:
-        times = [t + offset for t in result.timestamps]
-        return [
-            _Word(list(result.tokens[b:e]), times[b:e])
-            for b, e in word_spans(result.tokens, self.symbols)
-        ]
+        self.cuts: List[float] = []  # where each join was made (encoder frames)
 
     def add(self, result: DecodingResult, start: int, end: int) -> None:
         """Add the next window's result.
@@ -249,35 +219,37 @@ class WindowMerger:
           start, end: the window's first and one-past-last encoder frame, on the whole
             input's scale (``start`` no later than the previous window's ``end``).
         """
-        words = self._words(result, start)
+        times = [t + start for t in result.timestamps]
         self.score += float(result.score)
         if not self.cuts:  # the first window
-            self.words, self.end = words, end
+            self.tokens, self.times, self.end = list(result.tokens), times, end
             self.cuts.append(float(start))
             return
         if start > self.end:
             raise ValueError(f"window starting at frame {start} leaves a gap after {self.end}")
-        cut = self._cut(words, start)
+        cut = self._cut(times, start)
         self.cuts.append(cut)
-        self.words = [w for w in self.words if w.start < cut] + [w for w in words if w.start >= cut]
+        keep = sum(1 for t in self.times if t < cut)  # times are non-decreasing
+        first = sum(1 for t in times if t < cut)
+        self.tokens = self.tokens[:keep] + list(result.tokens[first:])
+        self.times = self.times[:keep] + times[first:]
         self.end = max(self.end, end)
 
-    def _cut(self, words: List[_Word], start: int) -> float:
-        """The frame to join at: the middle of the widest gap between word starts (of both
-        windows) in the middle half of the overlap ``[start, self.end)``."""
+    def _cut(self, times: Sequence[int], start: int) -> float:
+        """The middle of the widest gap between token times (of both windows) in the middle
+        half of the overlap ``[start, self.end)``."""
         quarter = (self.end - start) / 4.0
         lo, hi = start + quarter, self.end - quarter
-        starts = sorted(
-            {float(w.start) for w in self.words + words if lo < w.start < hi} | {lo, hi}
-        )
-        gaps = [(b - a, (a + b) / 2.0) for a, b in zip(starts, starts[1:])]
+        inside = {float(t) for t in list(self.times) + list(times) if lo < t < hi}
+        points = sorted(inside | {lo, hi})
+        gaps = [(b - a, (a + b) / 2.0) for a, b in zip(points, points[1:])]
         return max(gaps)[1] if gaps else (lo + hi) / 2.0
 
     def result(self) -> DecodingResult:
         """Everything merged so far (timestamps in encoder frames of the whole input)."""
-        tokens = [t for w in self.words for t in w.tokens]
-        times = [t for w in self.words for t in w.times]
-        return DecodingResult(tokens=tokens, timestamps=times, score=self.score)
+        return DecodingResult(
+            tokens=list(self.tokens), timestamps=list(self.times), score=self.score
+        )
 
 
 def decode_windows(
@@ -285,7 +257,6 @@ def decode_windows(
     decode_batch: Callable[[List[Tensor]], List[DecodingResult]],
     output_frames: Callable[[int], int],
     subsampling: int,
-    symbols: Sequence[str],
     batch_size: int = 1,
 ) -> DecodingResult:
     """Decode windows from :func:`iter_windows` ``batch_size`` at a time and merge them.
@@ -295,7 +266,7 @@ def decode_windows(
       output_frames: fbank frames -> encoder frames (the model's ``output_frames``).
       subsampling: fbank frames per encoder frame (window starts are multiples of it).
     """
-    merger = WindowMerger(symbols)
+    merger = WindowMerger()
     pending: List[Tuple[int, Tensor]] = []
 
     def flush() -> None:

@@ -81,7 +81,7 @@ def bench_rtf(model: ASRModel, cuts) -> None:
         )
 
 
-def bench_wer(model: ASRModel, cuts, work: Path) -> None:
+def bench_wer(args, model: ASRModel, cuts, work: Path) -> None:
     files = [c[0] for c in cuts]
     refs = [c[1].split() for c in cuts]
     start = time.perf_counter()
@@ -98,7 +98,7 @@ def bench_wer(model: ASRModel, cuts, work: Path) -> None:
     print(f"| per utterance (batch 8) | {per:.2f} | {sum(len(h.split()) for h in hyps)} |"
           f" {per_wall:.1f} |")  # fmt: skip
     modes = ["streaming", "chunked"] if model.causal else ["chunked"]
-    for mode in modes:
+    for mode in [m for m in modes if m in args.modes]:
         start = time.perf_counter()
         hyp = model.transcribe(str(long_file), long_audio=mode, return_hypotheses=True)[0]
         wall = time.perf_counter() - start
@@ -109,6 +109,7 @@ def bench_wer(model: ASRModel, cuts, work: Path) -> None:
 
 def bench_rss(args, cuts, work: Path) -> None:
     modes = ["streaming", "chunked"] if ASRModel.restore_from(args.model).causal else ["chunked"]
+    modes = [m for m in modes if m in args.modes]
     print("| minutes | mode | peak RSS MB | wall s | words |\n| --- | --- | --- | --- | --- |")
     for minutes in args.minutes:
         path = work / f"long-{minutes}.wav"
@@ -140,6 +141,9 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=0, help="Use the first N cuts (0: all).")
     parser.add_argument("--num-threads", type=int, default=1)
     parser.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 30])
+    parser.add_argument(
+        "--modes", nargs="+", default=["streaming", "chunked"], help="Long-audio modes to run."
+    )
     parser.add_argument("benchmarks", nargs="+", choices=("rtf", "wer", "rss"))
     args = parser.parse_args()
     torch.set_num_threads(args.num_threads)
@@ -155,7 +159,7 @@ def main() -> None:
             if name == "rtf":
                 bench_rtf(model, cuts)
             elif name == "wer":
-                bench_wer(model, cuts, Path(tmp))
+                bench_wer(args, model, cuts, Path(tmp))
             else:
                 bench_rss(args, cuts, Path(tmp))
             sys.stdout.flush()
