@@ -14,7 +14,7 @@ cache it trained with.
 
 Writing goes through a temporary file and a rename (:func:`icefall_lite.utils.atomic_open`):
 readers see the old file or the complete new one. Before a new generation replaces the file,
-the old one is copied to ``<name>.prev`` (also atomically): a run killed after the new cache
+the old one is copied to ``<stem>.prev.<suffixes>`` (also atomically): a run killed after the new cache
 was published but before its next checkpoint resumes from the previous generation exactly.
 """
 
@@ -65,9 +65,11 @@ class PseudoLabel:
 
 
 def previous_path(path: PathLike) -> Path:
-    """Where the generation before the current one is kept: ``<path>.prev``."""
+    """Where the generation before the current one is kept: ``ipl-cache.jsonl.gz`` ->
+    ``ipl-cache.prev.jsonl.gz`` (same format)."""
     path = Path(path)
-    return path.with_name(path.name + ".prev")
+    stem, dot, suffixes = path.name.partition(".")
+    return path.with_name(f"{stem}.prev{dot}{suffixes}")
 
 
 def _label_line(cut_id: str, label: PseudoLabel) -> str:
@@ -137,7 +139,7 @@ class PseudoLabelCache:
     # ------------------------------------------------------------------ files
     def write(self, path: PathLike, keep_previous: bool = True) -> None:
         """Publish this cache at ``path`` atomically; the file it replaces is first kept as
-        ``<path>.prev`` (see the module docstring)."""
+        ``<stem>.prev.<suffixes>`` (see the module docstring)."""
         path = Path(path)
         if keep_previous and path.is_file():
             with atomic_open(previous_path(path), "wb") as out, open(path, "rb") as source:
@@ -175,9 +177,10 @@ class PseudoLabelCache:
         if not path.is_file():
             raise FileNotFoundError(f"pseudo-label cache {path} not found")
         try:
-            opener = gzip.open if path.suffix == ".gz" else open
-            with opener(path, "rt", encoding="utf-8") as f:
-                text = f.read()
+            data = path.read_bytes()
+            if data[:2] == b"\x1f\x8b":  # gzip, whatever the name
+                data = gzip.decompress(data)
+            text = data.decode("utf-8")
             rows = [json.loads(line) for line in text.splitlines() if line.strip()]
         except (OSError, EOFError, UnicodeDecodeError, ValueError) as error:
             raise CacheError(f"pseudo-label cache {path}: unreadable ({error})") from None

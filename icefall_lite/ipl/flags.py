@@ -33,7 +33,7 @@ def add_labelling_arguments(group: Any) -> None:
         type=Path,
         default=None,
         help="The pseudo-label cache manifest (default <exp-dir>/ipl-cache.jsonl.gz); the "
-        "generation before the current one is kept beside it as <name>.prev.",
+        "generation before the current one is kept beside it as <stem>.prev.<suffixes>.",
     )
     group.add_argument(
         "--ipl-p-cache",

@@ -5,13 +5,25 @@ an average of the best checkpoints), and the labelling itself through the model 
 
 import contextlib
 import copy
+import itertools
 import logging
 import math
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Union
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Union,
+)
 
 import torch
 from lhotse.cut import Cut
@@ -138,6 +150,16 @@ class LabelOutcome:
         return ", ".join(f"{key} {self.counts.get(key, 0)}" for key in keys)
 
 
+# Cuts named in warnings per pass (the rest are only counted: a broken set must not flood the log).
+_MAX_WARNINGS = 5
+
+
+def _short(error: BaseException) -> str:
+    """The first line of an error, at most 200 characters (lhotse appends the whole cut)."""
+    lines = str(error).strip().splitlines()
+    return (lines[0] if lines else type(error).__name__)[:200]
+
+
 def _features(cut: Cut, extractor: Any) -> torch.Tensor:
     """(T, F) log-mel features of a cut: stored ones, or computed from its audio."""
     if cut.has_features:
@@ -145,17 +167,29 @@ def _features(cut: Cut, extractor: Any) -> torch.Tensor:
     return torch.from_numpy(cut.compute_features(extractor))
 
 
-def _batches(cuts: Iterable[Cut], batch_duration: float) -> Iterable[List[Cut]]:
-    batch: List[Cut] = []
-    seconds = 0.0
-    for cut in cuts:
-        if batch and seconds + cut.duration > batch_duration:
+# Cuts read ahead and sorted by duration before batching: batches of similar lengths waste
+# little on padding, and only this many cuts are held at once (tarred audio is in memory).
+_SORT_WINDOW = 1000
+
+
+def _batches(cuts: Iterable[Cut], batch_duration: float) -> Iterator[List[Cut]]:
+    """Batches of at most ``batch_duration`` seconds (a longer cut alone), of similar
+    durations within each window of ``_SORT_WINDOW`` cuts."""
+    iterator = iter(cuts)
+    while True:
+        window = sorted(itertools.islice(iterator, _SORT_WINDOW), key=lambda cut: cut.duration)
+        if not window:
+            return
+        batch: List[Cut] = []
+        seconds = 0.0
+        for cut in window:
+            if batch and seconds + cut.duration > batch_duration:
+                yield batch
+                batch, seconds = [], 0.0
+            batch.append(cut)
+            seconds += cut.duration
+        if batch:
             yield batch
-            batch, seconds = [], 0.0
-        batch.append(cut)
-        seconds += cut.duration
-    if batch:
-        yield batch
 
 
 @torch.no_grad()
@@ -208,7 +242,15 @@ def label_cuts(
     if decoding_method != "ctc_greedy_search" and not has_transducer(model):
         raise ValueError(f"{decoding_method}: the model has no transducer")
     autocast = autocast or contextlib.nullcontext
-    params = {"decoding_method": decoding_method, "max_sym_per_frame": 1, "beam_size": beam_size}
+    # search() reads the keys of every method it knows; only these three methods reach it.
+    params = {
+        "decoding_method": decoding_method,
+        "max_sym_per_frame": 1,
+        "beam_size": beam_size,
+        "beam": 20.0,
+        "max_states": 64,
+        "max_contexts": 8,
+    }
     was_training = model.training
     model.eval()
     outcome = LabelOutcome()
@@ -226,7 +268,8 @@ def label_cuts(
                     if int(model.output_frames(feats.size(0))) < 1:
                         raise ValueError(f"{feats.size(0)} frames: too short for the encoder")
                 except Exception as error:  # unreadable audio/features, too short
-                    logging.warning(f"IPL: cannot label cut {cut.id}: {error}")
+                    if outcome.counts["undecodable"] < _MAX_WARNINGS:
+                        logging.warning(f"IPL: cannot label cut {cut.id}: {_short(error)}")
                     outcome.labels[cut.id] = None
                     outcome.counts["undecodable"] += 1
                     continue
@@ -237,18 +280,20 @@ def label_cuts(
             try:
                 decoded = _decode(model, features, params, autocast)
             except Exception as error:  # retry alone: find the cut that breaks the batch
-                logging.warning(f"IPL: a batch failed ({error}); labelling its cuts one by one")
+                logging.warning(f"IPL: a batch failed ({_short(error)}); retrying its cuts alone")
                 decoded = []
                 for cut, feats in zip(ready, features):
                     try:
                         decoded.extend(_decode(model, [feats], params, autocast))
                     except Exception as single_error:
-                        logging.warning(f"IPL: cannot label cut {cut.id}: {single_error}")
+                        if outcome.counts["undecodable"] < _MAX_WARNINGS:
+                            message = _short(single_error)
+                            logging.warning(f"IPL: cannot label cut {cut.id}: {message}")
+                        outcome.counts["undecodable"] += 1
                         decoded.append(None)
             for cut, item in zip(ready, decoded):
-                if item is None:
+                if item is None:  # counted above
                     outcome.labels[cut.id] = None
-                    outcome.counts["undecodable"] += 1
                     continue
                 result, num_frames = item
                 text = " ".join(sp.decode(result.tokens).split()) if result.tokens else ""

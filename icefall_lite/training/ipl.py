@@ -48,7 +48,7 @@ __all__ = ["InPlaceIpl", "start_ipl"]
 
 
 def _find_generation(path: Path, wanted: Dict[str, Any]) -> Optional[PseudoLabelCache]:
-    """The cache at ``path`` or ``<path>.prev`` whose state is ``wanted`` (None if neither)."""
+    """The cache at ``path`` or its previous-generation copy whose state is ``wanted`` (None if neither)."""
     for candidate in (path, previous_path(path)):
         try:
             cache = PseudoLabelCache.read(candidate)
@@ -199,7 +199,9 @@ def _restored_cache(
             f"{previous_path(path).name}; pass --ipl-restore 1 to go on with the file as it is"
         )
     if not path.is_file() or PseudoLabelCache.read(path).digest() != cache.digest():
-        logging.info(f"IPL: restoring {path} to generation {cache.generation} (its .prev copy)")
+        logging.info(
+            f"IPL: restoring {path} to generation {cache.generation} (from {previous_path(path).name})"
+        )
         if rank == 0:
             cache.write(path, keep_previous=False)
     logging.info(f"IPL: resuming with generation {cache.generation} ({len(cache)} labels)")

@@ -20,7 +20,7 @@ Usage, from egs/synth/ASR (egs/librispeech/ASR/zipformer/ipl_label.py links here
 The unlabeled cuts may be Lhotse cuts or a NeMo JSON manifest (no text needed), or NeMo tarred
 shards with --ipl-tarred-audio. Cuts that cannot be decoded, get an empty label or fall below
 --ipl-min-confidence are counted and get no label. The cache is replaced atomically (the
-previous generation is kept as <cache>.prev).
+previous generation is kept as ipl-cache.prev.jsonl.gz beside it).
 """
 
 import sys
