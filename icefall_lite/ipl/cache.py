@@ -14,8 +14,9 @@ cache it trained with.
 
 Writing goes through a temporary file and a rename (:func:`icefall_lite.utils.atomic_open`):
 readers see the old file or the complete new one. Before a new generation replaces the file,
-the old one is copied to ``<stem>.prev.<suffixes>`` (also atomically): a run killed after the new cache
-was published but before its next checkpoint resumes from the previous generation exactly.
+the old one is copied to ``<stem>.prev.<suffixes>`` (also atomically): a run killed after the
+new cache was published but before its next checkpoint resumes from the previous generation
+exactly.
 """
 
 import gzip

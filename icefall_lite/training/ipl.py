@@ -48,7 +48,8 @@ __all__ = ["InPlaceIpl", "start_ipl"]
 
 
 def _find_generation(path: Path, wanted: Dict[str, Any]) -> Optional[PseudoLabelCache]:
-    """The cache at ``path`` or its previous-generation copy whose state is ``wanted`` (None if neither)."""
+    """The cache at ``path`` or its previous-generation copy whose state is ``wanted`` (None
+    if neither is)."""
     for candidate in (path, previous_path(path)):
         try:
             cache = PseudoLabelCache.read(candidate)
@@ -199,9 +200,8 @@ def _restored_cache(
             f"{previous_path(path).name}; pass --ipl-restore 1 to go on with the file as it is"
         )
     if not path.is_file() or PseudoLabelCache.read(path).digest() != cache.digest():
-        logging.info(
-            f"IPL: restoring {path} to generation {cache.generation} (from {previous_path(path).name})"
-        )
+        source = previous_path(path).name
+        logging.info(f"IPL: restoring {path} to generation {cache.generation} (from {source})")
         if rank == 0:
             cache.write(path, keep_previous=False)
     logging.info(f"IPL: resuming with generation {cache.generation} ({len(cache)} labels)")

@@ -218,9 +218,8 @@ def main() -> None:
     for name, iteration, minutes, wers in rows:
         cells = " | ".join(f"{wers[t]:.2f}" for t in TEST_SETS)
         print(f"| {name} | {iteration} | {minutes:.1f} | {cells} |")
-    print(
-        "\n| generation | CPU minutes when written | labels | WER of the labels | WER, unlabelled as deleted |"
-    )
+    print("\n| generation | CPU minutes when written | labels | WER of the labels |", end="")
+    print(" WER, unlabelled as deleted |")
     print("| --- | --- | --- | --- | --- |")
     for snapshot in sorted(
         b_dir.glob("ipl-gen-*.jsonl.gz"), key=lambda p: int(p.name.split("-")[2].split(".")[0])
@@ -228,9 +227,8 @@ def main() -> None:
         generation = snapshot.name.split("-")[2].split(".")[0]
         wer, count, wer_all = pseudo_label_wer(snapshot, hidden)
         minutes = (a_times[f"epoch-{k}.pt"] + b_times[f"ipl-gen-{generation}"]) / 60
-        print(
-            f"| {generation} | {minutes:.1f} | {count} of {len(hidden)} | {wer:.2f} | {wer_all:.2f} |"
-        )
+        cells = f"{count} of {len(hidden)} | {wer:.2f} | {wer_all:.2f}"
+        print(f"| {generation} | {minutes:.1f} | {cells} |")
 
 
 if __name__ == "__main__":
