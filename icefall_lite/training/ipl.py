@@ -131,6 +131,10 @@ class InPlaceIpl:
         on every rank; rank 0 writes the new generation. Returns the whole pass's outcome."""
         params, state = self.state.params, self.state
         start = time.time()
+        if state.world_size > 1:
+            # Rank 0 has just written epoch-N.pt: every rank must see it before choosing the
+            # checkpoints to average, or the ranks would label with different models.
+            dist.barrier()
         chosen = select_for_relabel(
             self.ids, params.ipl_p_cache, params.seed, self.cache.generation
         )
