@@ -131,7 +131,8 @@ def check_ipl_arguments(params: Mapping[str, Any], training: bool = True) -> Non
         )
     if training and params.get("ipl_n_epochs", 0) < 0:
         raise ValueError(f"--ipl-n-epochs must be non-negative, got {params['ipl_n_epochs']}")
-    if "use_transducer" in params:
+    # Offline, the model's heads are known only once the checkpoint is read (checked then).
+    if training and "use_transducer" in params:
         resolve_decoding_method(
             params["ipl_decoding_method"], params["use_transducer"], params["use_ctc"]
         )
