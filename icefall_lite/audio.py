@@ -9,18 +9,28 @@ command line, which may be at any sample rate and have any number of channels:
 * a WAV file shorter than its header says (an interrupted copy) is read with a warning;
 * a file that cannot be read raises :class:`AudioReadError` naming the file, so a caller
   transcribing many files can report it and go on with the others.
+
+Long files are read block by block (:func:`iter_waveform_blocks`) and turned into fbank chunk by
+chunk (:func:`iter_fbank_chunks`), so memory does not grow with the file's length; the chunked
+fbank equals the whole file's (each chunk is computed with a margin of samples on both sides).
 """
 
 import logging
+import math
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
+from icefall_lite.errors import UsageError
+
 __all__ = [
     "AudioReadError",
+    "audio_duration",
     "compute_fbank",
+    "iter_fbank_chunks",
+    "iter_waveform_blocks",
     "read_audio",
     "read_audio_files",
     "wav_truncation",
@@ -29,7 +39,7 @@ __all__ = [
 PathLike = Union[str, Path]
 
 
-class AudioReadError(ValueError):
+class AudioReadError(UsageError):
     """A file could not be read as audio; the message names the file and the reason."""
 
 
@@ -169,13 +179,209 @@ def compute_fbank(
       sample_rate: Hz.
       backend: ``auto``, ``kaldifeat`` or ``lhotse``.
     Returns:
-      one (num_frames, 80) float32 tensor per waveform (10 ms frames).
+      one (num_frames, 80) float32 tensor per waveform (10 ms frames); a waveform shorter than
+      one 25 ms frame gives (0, 80).
     """
     from icefall_lite.data.features import make_fbank_extractor
 
     extractor = make_fbank_extractor(backend)
-    features = []
-    for wave in waves:
-        feats = extractor.extract(wave.detach().cpu().numpy().astype(np.float32), sample_rate)
-        features.append(torch.as_tensor(np.asarray(feats), dtype=torch.float32))
-    return features
+    return [_fbank(extractor, wave, sample_rate) for wave in waves]
+
+
+def _fbank(extractor, wave: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    from icefall_lite.data.features import NUM_MEL_BINS
+
+    if wave.numel() < int(0.025 * sample_rate):  # the extractors need one whole frame
+        return torch.zeros(0, NUM_MEL_BINS)
+    feats = extractor.extract(wave.detach().cpu().numpy().astype(np.float32), sample_rate)
+    return torch.as_tensor(np.asarray(feats), dtype=torch.float32)
+
+
+def _check_readable(filename: str) -> None:
+    if not Path(filename).is_file():
+        raise AudioReadError(f"{filename}: no such file")
+    if Path(filename).stat().st_size == 0:
+        raise AudioReadError(f"{filename}: the file is empty (0 bytes)")
+
+
+def audio_duration(filename: PathLike) -> float:
+    """Duration in seconds from the file's header (libsndfile; FFmpeg for other formats),
+    without reading the samples.
+
+    Raises:
+      AudioReadError: missing, empty or not audio (the message names the file).
+    """
+    filename = str(filename)
+    _check_readable(filename)
+    try:
+        import soundfile
+
+        info = soundfile.info(filename)
+        return info.frames / float(info.samplerate)
+    except Exception as sf_error:
+        try:
+            import av
+
+            with av.open(filename) as container:
+                if not container.streams.audio:
+                    raise ValueError("no audio stream")
+                if container.duration is not None:
+                    return container.duration / 1e6  # av.time_base: microseconds
+                stream = container.streams.audio[0]
+                return float(stream.duration * stream.time_base)
+        except Exception:
+            raise AudioReadError(f"{filename}: cannot read it as audio ({sf_error})") from None
+
+
+def iter_waveform_blocks(
+    filename: PathLike,
+    sample_rate: int = 16000,
+    block_seconds: float = 10.0,
+    offset: float = 0.0,
+    duration: Optional[float] = None,
+) -> Iterator[torch.Tensor]:
+    """A file's mono waveform at ``sample_rate`` in consecutive blocks, read block by block.
+
+    Notes as :func:`read_audio` (other rate resampled, first channel of several, truncated
+    WAV). Resampling is done per block with a margin of input samples on both sides, so the
+    blocks join without seams (up to float rounding). A format libsndfile cannot open (mp3,
+    m4a, ...) is read whole by :func:`read_audio` and then cut into blocks.
+
+    Args:
+      block_seconds: length of each block (the last may be shorter).
+      offset, duration: seconds; read only this segment (a NeMo manifest's ``offset`` and
+        ``duration``); ``duration=None``: to the end.
+    Yields:
+      (num_samples,) float32 tensors; their concatenation is the whole file (segment).
+    Raises:
+      AudioReadError: missing, empty, not audio or without samples (naming the file).
+    """
+    import soundfile
+
+    filename = str(filename)
+    _check_readable(filename)
+    try:
+        sound = soundfile.SoundFile(filename)
+    except Exception:
+        wave = read_audio(filename, sample_rate)
+        first = int(round(offset * sample_rate))
+        end = wave.numel() if duration is None else first + int(round(duration * sample_rate))
+        wave = wave[first:end]
+        step = max(1, int(block_seconds * sample_rate))
+        for start in range(0, wave.numel(), step):
+            yield wave[start : start + step]
+        return
+    with sound:
+        if sound.frames == 0:
+            raise AudioReadError(f"{filename}: the file has no samples")
+        first = int(round(offset * sound.samplerate))
+        end = sound.frames
+        if duration is not None:
+            end = min(end, first + int(round(duration * sound.samplerate)))
+        if first >= end:
+            raise AudioReadError(
+                f"{filename}: offset {offset} s is at or past the end of the audio "
+                f"({sound.frames / sound.samplerate:.3f} s)"
+            )
+        truncated = wav_truncation(filename)
+        if truncated is not None:
+            declared, present = truncated
+            logging.warning(
+                f"{filename}: truncated WAV file: its header declares {declared} bytes of audio "
+                f"but only {present} are there; transcribing what is there"
+            )
+        if sound.channels > 1:
+            logging.warning(f"{filename}: has {sound.channels} channels; using the first one")
+        file_rate = int(sound.samplerate)
+        if file_rate != sample_rate:
+            logging.warning(f"{filename}: resampling from {file_rate} Hz to {sample_rate} Hz")
+        yield from _resampled_blocks(sound, first, end, file_rate, sample_rate, block_seconds)
+
+
+def _resampled_blocks(
+    sound, first: int, end: int, file_rate: int, sample_rate: int, block_seconds: float
+) -> Iterator[torch.Tensor]:
+    """Blocks of samples ``[first, end)`` of ``sound`` (an open soundfile.SoundFile) at
+    ``sample_rate``."""
+
+    def read(start: int, stop: int) -> torch.Tensor:
+        sound.seek(first + start)
+        data = sound.read(stop - start, dtype="float32", always_2d=True)
+        return torch.from_numpy(np.ascontiguousarray(data[:, 0]))
+
+    total = end - first
+    if file_rate == sample_rate:
+        step = max(1, int(block_seconds * file_rate))
+        for start in range(0, total, step):
+            yield read(start, min(total, start + step))
+        return
+    from lhotse.augmentation.resample import Resample
+
+    resample = Resample(file_rate, sample_rate)
+    # Block starts and margins are multiples of ``unit`` input samples, which are a whole
+    # number (``out_unit``) of output samples: every block's output starts on the output grid.
+    g = math.gcd(file_rate, sample_rate)
+    unit, out_unit = file_rate // g, sample_rate // g
+    step = max(1, int(block_seconds * file_rate) // unit) * unit
+    margin = -(-int(0.05 * file_rate) // unit) * unit  # 50 ms: beyond the filter's reach
+    expected_out = -(-total * sample_rate // file_rate)  # what resampling the whole file gives
+    emitted = 0
+    for start in range(0, total, step):
+        stop = min(total, start + step)
+        lo, hi = max(0, start - margin), min(total, stop + margin)
+        out = resample(read(lo, hi).unsqueeze(0)).squeeze(0)
+        skip = (start - lo) // unit * out_unit  # the left margin's output samples
+        count = (stop - start) // unit * out_unit if stop < total else expected_out - emitted
+        block = out[skip : skip + count]
+        emitted += block.numel()
+        yield block
+
+
+def iter_fbank_chunks(
+    blocks: Iterable[torch.Tensor], sample_rate: int = 16000, backend: str = "auto"
+) -> Iterator[torch.Tensor]:
+    """The fbank of a long waveform given in blocks, chunk by chunk, equal to
+    :func:`compute_fbank` of the whole waveform.
+
+    Frames are 10 ms apart and 25 ms long, centred (the extractors' ``snip_edges=False``): frame
+    ``k`` reads samples ``[160 k - 120, 160 k + 280)`` at 16 kHz. Each chunk is computed over
+    the samples it needs plus a margin of two frame shifts on both sides, and only the frames
+    lying wholly inside are kept, so no frame sees a chunk edge the whole-file fbank would not.
+
+    Args:
+      blocks: consecutive (num_samples,) pieces of the waveform at ``sample_rate``.
+    Yields:
+      (num_frames, 80) float32 tensors; their concatenation is the whole waveform's fbank.
+    """
+    from icefall_lite.data.features import make_fbank_extractor
+
+    extractor = make_fbank_extractor(backend)
+    shift = sample_rate // 100
+    margin = 2 * shift
+
+    def fbank(samples: torch.Tensor) -> torch.Tensor:
+        return _fbank(extractor, samples, sample_rate)
+
+    buffer = torch.zeros(0)
+    buffer_start = 0  # absolute sample index of buffer[0], a multiple of ``shift``
+    next_frame = 0  # first frame not yet yielded
+    for block in blocks:
+        buffer = torch.cat([buffer, block.detach().cpu().float()])
+        buffer_end = buffer_start + buffer.numel()
+        # Frames whose samples (and a margin) are all in the buffer.
+        last = (buffer_end - margin) // shift  # exclusive
+        if last - next_frame < 50:  # wait for at least half a second of frames
+            continue
+        feats = fbank(buffer)
+        local = next_frame - buffer_start // shift
+        yield feats[local : local + last - next_frame]
+        next_frame = last
+        # Keep the samples the next frames (and their margin) need.
+        new_start = max(0, next_frame * shift - margin)
+        buffer = buffer[new_start - buffer_start :]
+        buffer_start = new_start
+    if buffer.numel() > 0:
+        feats = fbank(buffer)
+        local = next_frame - buffer_start // shift
+        if local < feats.size(0):
+            yield feats[local:]

@@ -72,7 +72,8 @@ def test_a_checkpoint_of_the_old_code_resumes(tmp_path):
     # --init-from-allow-missing is a flag added since (issue #18), and --cuts-prefix and
     # --shar-dir are data flags added since (issue #17), stored like every flag, and so are
     # the reference RNN-T training controls (issue #14), the augmentation flags (#11), and the
-    # optimizer/schedule choices and the SpecAugment-mask flags of issue #13.
+    # optimizer/schedule choices and the SpecAugment-mask flags of issue #13, and the
+    # pseudo-labelling flags of issue #15.
     assert set(new) == set(old) | {
         "train_seconds_before_run",
         "init_from_allow_missing",
@@ -107,6 +108,18 @@ def test_a_checkpoint_of_the_old_code_resumes(tmp_path):
         "spec_cutout_rects",
         "spec_cutout_time",
         "spec_cutout_freq",
+        # pseudo-labelling flags (issue #15)
+        "ipl_unlabeled_cuts",
+        "ipl_tarred_audio",
+        "ipl_cache",
+        "ipl_p_cache",
+        "ipl_average",
+        "ipl_decoding_method",
+        "ipl_beam_size",
+        "ipl_batch_duration",
+        "ipl_min_confidence",
+        "ipl_n_epochs",
+        "ipl_restore",
     }
     assert set(new["model"]) == set(old["model"]) and set(new["model_avg"]) == set(old["model_avg"])
     for key in ("rng_states", "regulariser_states"):

@@ -30,12 +30,7 @@ from icefall_lite.search.decoding import search
 from icefall_lite.search.hypothesis import DecodingResult
 from icefall_lite.search.lm_fusion import LmFusion
 from icefall_lite.search.transducer_common import model_device
-from icefall_lite.streaming.stream import (
-    LOG_EPS,
-    TAIL_PADDING_FRAMES,
-    pad_to_chunks,
-    simulated_streaming_input,
-)
+from icefall_lite.streaming.stream import TAIL_PADDING_FRAMES, encode_utterances, pad_to_chunks
 
 # Seconds per fbank frame, for the audio duration when batches carry no cuts.
 FRAME_SHIFT = 0.01
@@ -162,18 +157,9 @@ def encode_batch(
                 pad_value=feature_norm.pad_value,
             )
         return model.forward_encoder(features, feature_lens, normalize=False)
-    if params.get("causal") and chunk_size > 0:
-        # Simulated streaming: pad and mask exactly as chunk-wise streaming_decode.py does, so
-        # both compute the same encoder frames (test/recipes/test_streaming_decode_synth.py).
-        features, feature_lens = simulated_streaming_input(
-            model.encoder_embed, features, feature_lens, 2 * chunk_size
-        )
-    elif params.get("causal"):
-        # Full-context decoding of a causal model: the chunk-causal convolutions still need
-        # right context at the end of the utterance.
-        features = torch.nn.functional.pad(features, (0, 0, 0, TAIL_PADDING_FRAMES), value=LOG_EPS)
-        feature_lens = feature_lens + TAIL_PADDING_FRAMES
-    return model.forward_encoder(features, feature_lens)
+    # Simulated streaming pads and masks exactly as chunk-wise streaming_decode.py does
+    # (test/recipes/test_streaming_decode_synth.py); see encode_utterances.
+    return encode_utterances(model, features, feature_lens, bool(params.get("causal")), chunk_size)
 
 
 def load_test_cuts(data_module: Any, prefix: str, split: str) -> CutSet:

@@ -4,8 +4,10 @@ Both load the model exactly as decode.py does (``--epoch/--iter/--avg/--use-aver
 architecture from the checkpoint's params), then write into ``--exp-dir``:
 
 * export.py: ``pretrained.pt`` (a checkpoint holding the averaged weights and the params, so
-  pretrained.py needs no model flag); with ``--jit 1`` also ``jit_script.pt`` or, for a
-  causal model, ``jit_script_chunk_<C>_left_<L>.pt``;
+  pretrained.py needs no model flag); the one-file model package ``model-<tag>.icefall``
+  (weights, config, tokens.txt and bpe.model: ``ASRModel.restore_from`` and
+  ``python -m icefall_lite.transcribe --model`` read it); with ``--jit 1`` also
+  ``jit_script.pt`` or, for a causal model, ``jit_script_chunk_<C>_left_<L>.pt``;
 * export-onnx.py: ``encoder-<tag>.onnx``, ``decoder-<tag>.onnx``, ``joiner-<tag>.onnx``, their
   ``.int8.onnx`` versions and ``tokens.txt``; ``<tag>`` is ``epoch-30-avg-9`` (or
   ``iter-...``), plus ``-chunk-16-left-128`` for the streaming encoder of a causal model.
@@ -14,7 +16,7 @@ architecture from the checkpoint's params), then write into ``--exp-dir``:
 import argparse
 import logging
 from pathlib import Path
-from typing import Any, Callable, Dict, Mapping, Sequence
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence
 
 from icefall_lite.checkpoint import add_model_averaging_arguments, save_checkpoint
 from icefall_lite.cli.checkpoints import (
@@ -48,6 +50,7 @@ __all__ = [
     "run_export",
     "run_export_ctc",
     "run_export_onnx",
+    "write_model_package",
 ]
 
 
@@ -71,6 +74,13 @@ def get_export_parser(
     if onnx:
         parser.add_argument("--opset-version", type=int, default=13, help="ONNX opset.")
     else:
+        parser.add_argument(
+            "--bpe-model",
+            type=str,
+            default="data/lang_bpe_500/bpe.model",
+            help="SentencePiece model put into the model package beside tokens.txt "
+            "(left out, with a warning, when the file does not exist).",
+        )
         parser.add_argument(
             "--jit",
             type=str2bool,
@@ -109,7 +119,7 @@ def _load(parser: argparse.ArgumentParser, argv: Sequence[str], defaults, log_na
 def run_export(
     parser: argparse.ArgumentParser, argv: Sequence[str], defaults: Mapping[str, Any]
 ) -> Dict[str, Path]:
-    """export.py. Returns the written files by kind (``pretrained``, ``jit``)."""
+    """export.py. Returns the written files by kind (``pretrained``, ``package``, ``jit``)."""
     params, model = _load(parser, argv, defaults, "log-export")
     written = {}
     filename = params.exp_dir / "pretrained.pt"
@@ -117,6 +127,9 @@ def run_export(
     # rebuilds the model from it without any flag.
     save_checkpoint(filename, model, params=dict(params))
     written["pretrained"] = filename
+    package = write_model_package(params, model)
+    if package is not None:
+        written["package"] = package
     if params.jit:
         # A family causal by construction (the LSTM transducer) exports its chunk-wise model.
         causal = bool(params.get("causal") or getattr(model, "causal", False))
@@ -132,6 +145,27 @@ def run_export(
         )
         written["jit"] = jit_file
     return written
+
+
+def write_model_package(params: Mapping[str, Any], model: Any) -> Optional[Path]:
+    """Write ``<exp-dir>/model-<tag>.icefall`` (see :mod:`icefall_lite.api.package`) from the
+    loaded model; None (with a warning) when ``--tokens`` does not exist."""
+    from icefall_lite.api import PACKAGE_SUFFIX, ASRModel, make_config
+    from icefall_lite.models.registry import DEFAULT_FAMILY
+
+    tokens = Path(params["tokens"])
+    if not tokens.is_file():
+        logging.warning(f"--tokens {tokens}: no such file; no model package written")
+        return None
+    bpe = Path(params.get("bpe_model") or "")
+    bpe_bytes = bpe.read_bytes() if bpe.is_file() else None
+    if bpe_bytes is None:
+        logging.warning(f"--bpe-model {bpe}: no such file; the package holds tokens.txt only")
+    config = make_config(params.get("model_family") or DEFAULT_FAMILY, params)
+    asr = ASRModel(model, config, tokens.read_text(encoding="utf-8"), bpe_bytes)
+    path = asr.save_to(Path(params["exp_dir"]) / f"model-{model_tag(params)}{PACKAGE_SUFFIX}")
+    logging.info(f"Wrote the model package {path}")
+    return path
 
 
 def run_export_onnx(

@@ -136,12 +136,37 @@ def pretrained_parser(description: str) -> argparse.ArgumentParser:
 
 
 def run_pretrained(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
-    """pretrained.py: PyTorch model from pretrained.pt. A causal model decodes whole files the
-    way chunk-wise streaming would (simulated streaming). Returns the count of unreadable
-    files."""
+    """pretrained.py: the PyTorch model in pretrained.pt. Returns the count of unreadable files.
+
+    Through the Python API (:class:`icefall_lite.ASRModel`): files are decoded in batches, a
+    causal model the way chunk-wise streaming would (simulated streaming), and a file longer
+    than 30 s chunk by chunk (streamed, or in overlapping windows), so memory does not grow
+    with its length. With ``--stream-norm 1`` or ``--lm-type ngram``, which the API does not
+    offer, whole files through :func:`_pretrained_transcriber`."""
     params = _parse(parser, argv)
-    transcribe = _pretrained_transcriber(params)
-    return print_transcripts(params["sound_files"], transcribe(params["sound_files"]))
+    if params.get("stream_norm") or params.get("lm_type", "none") != "none":
+        transcribe = _pretrained_transcriber(params)
+        return print_transcripts(params["sound_files"], transcribe(params["sound_files"]))
+    from icefall_lite.api import ASRModel
+
+    model = ASRModel.from_checkpoint(params["checkpoint"], params["tokens"])
+    check_decoding_arguments(params, model.model)
+    search_flags = (
+        "beam_size",
+        "beam",
+        "max_contexts",
+        "max_states",
+        "max_sym_per_frame",
+        "num_paths",
+        "nbest_scale",
+    )
+    texts = model.transcribe(
+        params["sound_files"],
+        decoding_method=params["decoding_method"],
+        errors="skip",
+        **{key: params[key] for key in search_flags},
+    )
+    return print_transcripts(params["sound_files"], texts)
 
 
 def _pretrained_transcriber(params: Dict) -> Callable[[Sequence[str]], List[Optional[str]]]:

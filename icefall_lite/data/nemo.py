@@ -167,6 +167,7 @@ def read_nemo_manifest(
     strict: bool = False,
     check_audio: bool = True,
     report: Optional[ManifestReport] = None,
+    require_text: bool = True,
 ) -> Iterator[ManifestEntry]:
     """The usable entries of a NeMo JSON-lines (or Myrtle JSON-array) manifest, in order.
 
@@ -179,6 +180,9 @@ def read_nemo_manifest(
         and that ``offset``/``duration`` lie within it (a tarred manifest's files are
         inside tar shards, so :mod:`nemo_tarred` passes False).
       report: filled with what was kept and skipped (a new one is logged if not given).
+      require_text: an entry without ``text`` is bad (training, scoring); False for a
+        manifest of audio to transcribe (its text, if any, is kept) or of unlabeled audio
+        (an entry without text then carries ``text`` ""; see :mod:`icefall_lite.ipl`).
     Yields:
       :class:`ManifestEntry` per usable entry.
     """
@@ -189,7 +193,9 @@ def read_nemo_manifest(
     audio_info = _AudioInfo()
     seen = set()
     for number, line in _raw_entries(path):
-        entry = _check_entry(number, line, base, check_audio, audio_info, report, strict)
+        entry = _check_entry(
+            number, line, base, check_audio, audio_info, report, strict, require_text
+        )
         if entry is None:
             continue
         key = (entry.audio_path, entry.offset, entry.duration)
@@ -217,6 +223,7 @@ def _check_entry(
     audio_info: _AudioInfo,
     report: ManifestReport,
     strict: bool,
+    require_text: bool = True,
 ) -> Optional[ManifestEntry]:
     def bad(reason: str, detail: str) -> None:
         report.add_problem(number, reason, detail, strict)
@@ -237,7 +244,9 @@ def _check_entry(
     if offset is None or offset < 0:
         return bad("bad offset", f"offset {line.get('offset')!r} is not a number >= 0")
     text = line.get("text")
-    if not isinstance(text, str) or not text.strip():
+    if not require_text and text is None:
+        text = ""
+    elif not isinstance(text, str) or (require_text and not text.strip()):
         return bad("empty text", f"text {text!r}")
     audio_path = audio if os.path.isabs(audio) else str(base / audio)
     if check_audio:
@@ -315,14 +324,16 @@ def nemo_to_manifests(
 
 
 def _convert(
-    path: PathLike, data_dir: Optional[PathLike], strict: bool
+    path: PathLike, data_dir: Optional[PathLike], strict: bool, require_text: bool = True
 ) -> Tuple[Dict[str, Recording], List[SupervisionSegment]]:
     path = Path(path)
     base = Path(data_dir) if data_dir is not None else path.parent
     recordings: Dict[str, Recording] = {}  # by audio path
     ids: Dict[str, str] = {}  # recording id -> audio path (to catch two paths, one id)
     supervisions = []
-    for entry in read_nemo_manifest(path, data_dir=data_dir, strict=strict):
+    for entry in read_nemo_manifest(
+        path, data_dir=data_dir, strict=strict, require_text=require_text
+    ):
         if entry.audio_path not in recordings:
             recording_id = _recording_id(entry.audio_path, base)
             if recording_id in ids:
@@ -341,11 +352,14 @@ def nemo_to_cuts(
     path: PathLike,
     data_dir: Optional[PathLike] = None,
     strict: bool = False,
+    require_text: bool = True,
 ) -> CutSet:
     """A NeMo/Myrtle manifest as cuts: one cut per entry spanning exactly its segment
     (``start`` = offset, ``duration``; clipped to the audio within the 50 ms tolerance), its
-    supervision covering the whole cut. Bad entries: see :func:`nemo_to_manifests`."""
-    recordings, supervisions = _convert(path, data_dir, strict)
+    supervision covering the whole cut. Bad entries: see :func:`nemo_to_manifests`; with
+    ``require_text=False`` (unlabeled audio) an entry without text is kept, its supervision's
+    text ""."""
+    recordings, supervisions = _convert(path, data_dir, strict, require_text)
     by_id = {recording.id: recording for recording in recordings.values()}
     cuts = []
     for supervision in supervisions:

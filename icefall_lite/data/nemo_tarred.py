@@ -73,6 +73,7 @@ class NeMoTarredIterator:
         pattern or a list.
       tars: the tar shards in shard-id order; a brace pattern (``audio_{0..7}.tar``) or a list.
       strict: raise :class:`~icefall_lite.data.nemo.ManifestError` on a bad line.
+      require_text: an entry without text is bad (False for unlabeled audio).
     """
 
     def __init__(
@@ -80,10 +81,12 @@ class NeMoTarredIterator:
         manifests: Union[PathLike, Sequence[PathLike]],
         tars: Union[PathLike, Sequence[PathLike]],
         strict: bool = False,
+        require_text: bool = True,
     ) -> None:
         self.manifests = _as_paths(manifests)
         self.tars = _as_paths(tars)
         self.strict = strict
+        self.require_text = require_text
         if len(self.manifests) not in (1, len(self.tars)):
             raise ValueError(
                 f"{len(self.manifests)} manifests for {len(self.tars)} tar shards: give one "
@@ -102,7 +105,12 @@ class NeMoTarredIterator:
             report = ManifestReport(manifest)
             self._reports.append(report)
             for entry in read_nemo_manifest(
-                manifest, data_dir="", strict=self.strict, check_audio=False, report=report
+                manifest,
+                data_dir="",
+                strict=self.strict,
+                check_audio=False,
+                report=report,
+                require_text=self.require_text,
             ):
                 shard = entry.extra.get("shard_id", index if len(self.manifests) > 1 else None)
                 if isinstance(shard, bool) or not isinstance(shard, int):
@@ -189,9 +197,10 @@ def nemo_tarred_cuts(
     manifests: Union[PathLike, Sequence[PathLike]],
     tars: Union[PathLike, Sequence[PathLike]],
     strict: bool = False,
+    require_text: bool = True,
 ) -> CutSet:
     """A lazy CutSet over a NeMo tarred audio dataset (see :class:`NeMoTarredIterator`)."""
-    return CutSet(NeMoTarredIterator(manifests, tars, strict=strict))
+    return CutSet(NeMoTarredIterator(manifests, tars, strict=strict, require_text=require_text))
 
 
 def write_nemo_tarred(

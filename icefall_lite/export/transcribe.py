@@ -28,6 +28,7 @@ from icefall_lite.streaming import (
 )
 
 __all__ = [
+    "parse_tokens",
     "read_tokens",
     "tokens_to_text",
     "transcribe_offline",
@@ -44,14 +45,21 @@ def read_tokens(filename: PathLike) -> List[str]:
     path = Path(filename)
     if not path.is_file():
         raise FileNotFoundError(f"--tokens {filename}: no such file")
+    return parse_tokens(path.read_text(encoding="utf-8"), str(filename))
+
+
+def parse_tokens(text: str, name: str = "tokens.txt") -> List[str]:
+    """Symbols of the text of a ``tokens.txt`` indexed by id (``name`` for messages)."""
     table: Dict[int, str] = {}
-    for line_number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for line_number, line in enumerate(text.splitlines(), 1):
         fields = line.split()
         if not fields:
             continue
         if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
-            raise UsageError(f"{filename}:{line_number}: expected '<symbol> <id>', got {line!r}")
+            raise UsageError(f"{name}:{line_number}: expected '<symbol> <id>', got {line!r}")
         table[int(fields[1])] = fields[0]
+    if not table:
+        raise UsageError(f"{name}: no '<symbol> <id>' lines")
     return [table.get(i, "<unk>") for i in range(max(table) + 1)]
 
 

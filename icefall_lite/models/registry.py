@@ -2,7 +2,8 @@
 
 A checkpoint's params name the family (``model_family``; the Zipformer when absent, as in every
 checkpoint written before there was a second family), so decode and export scripts rebuild the
-right model from a checkpoint alone.
+right model from a checkpoint alone; a model package (``icefall_lite.api``) names it in its
+config. The families shipped here register in ``icefall_lite/models/__init__.py``.
 """
 
 import argparse
@@ -11,11 +12,13 @@ from typing import Callable, Dict, List, Optional
 
 from torch import nn
 
+from icefall_lite.errors import UsageError
 from icefall_lite.utils import AttributeDict
 
 __all__ = [
     "DEFAULT_FAMILY",
     "ModelFamily",
+    "UnknownModelFamily",
     "build_model",
     "check_model_arguments",
     "get_model_family",
@@ -46,6 +49,11 @@ class ModelFamily:
 _FAMILIES: Dict[str, ModelFamily] = {}
 
 
+class UnknownModelFamily(UsageError):
+    """Params, a checkpoint or a package name a model family nobody registered (a
+    ``ValueError``, as every bad flag)."""
+
+
 def register_model_family(
     name: str,
     build_fn: Callable[[AttributeDict], nn.Module],
@@ -68,7 +76,9 @@ def get_model_family(params_or_name) -> ModelFamily:
     else:
         name = params_or_name.get("model_family") or DEFAULT_FAMILY
     if name not in _FAMILIES:
-        raise ValueError(f"model family {name!r} is unknown; known: {', '.join(model_families())}")
+        raise UnknownModelFamily(
+            f"unknown model family {name!r}; known: {', '.join(model_families())}"
+        )
     return _FAMILIES[name]
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "DecodeStream",
     "LOG_EPS",
     "TAIL_PADDING_FRAMES",
+    "encode_utterances",
     "front_end_look_ahead",
     "pad_tail",
     "pad_to_chunks",
@@ -146,12 +147,51 @@ def simulated_streaming_input(
     return out, padded_lens - look_ahead
 
 
+def encode_utterances(
+    model: torch.nn.Module,
+    features: Tensor,
+    feature_lens: Tensor,
+    causal: bool = False,
+    chunk_size: int = -1,
+) -> Tuple[Tensor, Tensor]:
+    """Encoder output of whole utterances as the searches see it, for decode.py and the Python
+    API alike (so both give the same results).
+
+    * a non-causal model: the features as they are;
+    * a causal model with ``chunk_size > 0``: simulated streaming
+      (:func:`simulated_streaming_input`), which computes what chunk-wise streaming computes;
+    * a causal model with ``chunk_size <= 0`` (full context): ``TAIL_PADDING_FRAMES`` of
+      LOG_EPS appended, since the chunk-causal convolutions still want right context at the end.
+
+    Args:
+      model: has ``forward_encoder`` (and, when causal, ``encoder_embed``).
+      features: (N, T, F) fbank, padded past ``feature_lens``.
+      feature_lens: (N,) valid frames.
+      chunk_size: 50 Hz frames per chunk.
+    Returns:
+      (N, T', C) encoder output and (N,) lengths.
+    """
+    if causal and chunk_size > 0:
+        features, feature_lens = simulated_streaming_input(
+            model.encoder_embed, features, feature_lens, 2 * chunk_size
+        )
+    elif causal:
+        features = torch.nn.functional.pad(features, (0, 0, 0, TAIL_PADDING_FRAMES), value=LOG_EPS)
+        feature_lens = feature_lens + TAIL_PADDING_FRAMES
+    return model.forward_encoder(features, feature_lens)
+
+
 class DecodeStream:
     """Decoding state of one utterance.
 
+    The features are either all given at once (``finished=True``, the default) or fed as they
+    are computed (``finished=False``, then :meth:`append_features` and :meth:`finish`): a long
+    file is then decoded with memory bounded by the chunk size, whatever its length, since the
+    frames a chunk has consumed are dropped.
+
     Args:
       key: an id for the results (the cut id).
-      features: (T, F) fbank of the utterance, without tail padding.
+      features: (T, F) fbank of the utterance (or of its first part), without tail padding.
       states: the encoder state of this stream (batch size 1).
       search_state: the search's per-stream state (e.g. ``GreedyStream``).
       decode_chunk_len: fbank frames (100 Hz) the stream advances per chunk (2 * chunk_size).
@@ -164,6 +204,8 @@ class DecodeStream:
         to the real frames as they are first handed out (None: features used as given).
       pad_value: what pads the features after their end (LOG_EPS, silence in log-mel; 0 for
         normalised features).
+      finished: ``features`` are the whole utterance (else more come by
+        :meth:`append_features`).
     """
 
     def __init__(
@@ -178,52 +220,105 @@ class DecodeStream:
         flush_partial_chunk: bool = True,
         normalizer: Any = None,
         pad_value: float = LOG_EPS,
+        finished: bool = True,
     ) -> None:
         if features.ndim != 2:
             raise ValueError(f"{key}: features must be (T, F), got shape {tuple(features.shape)}")
         if decode_chunk_len <= 0:
             raise ValueError(f"decode_chunk_len must be positive, got {decode_chunk_len}")
         self.key = key
-        total = streaming_num_frames(
-            features.size(0), decode_chunk_len, pad_length, tail_padding_frames
-        )
-        tail = features.new_full((total - features.size(0), features.size(1)), pad_value)
-        self.features = torch.cat([features, tail], dim=0)
-        self.num_real_frames = features.size(0)
         self.normalizer = normalizer
+        self.pad_value = pad_value
+        # Frames before num_normalized (counted from the utterance's start) are normalised.
         self.num_normalized = 0
         self.states = states
         self.search_state = search_state
         self.decode_chunk_len = decode_chunk_len
         self.pad_length = pad_length
+        self.tail_padding_frames = tail_padding_frames
         self.num_processed_frames = 0
         self.flush_partial_chunk = flush_partial_chunk
+        # Frames before ``_offset`` were consumed and dropped (only when fed incrementally).
+        self._offset = 0
+        self._num_input_frames = features.size(0)
+        # Normalised in place as handed out: the caller's tensor is left alone.
+        self.features = features.clone() if normalizer is not None else features
+        self.finished = False
+        if finished:
+            self.finish()
+
+    def append_features(self, features: Tensor) -> None:
+        """Add (T, F) frames after those given so far (before :meth:`finish`)."""
+        if self.finished:
+            raise RuntimeError(f"{self.key}: append_features() after finish()")
+        # Keep only what the next chunks still read, so memory does not grow with the file.
+        keep_from = self.num_processed_frames - self._offset
+        self.features = torch.cat([self.features[keep_from:], features.to(self.features)], dim=0)
+        self._offset = self.num_processed_frames
+        self._num_input_frames += features.size(0)
+
+    def finish(self) -> None:
+        """No more features: append the tail padding (to whole chunks)."""
+        if self.finished:
+            return
+        total = streaming_num_frames(
+            self._num_input_frames,
+            self.decode_chunk_len,
+            self.pad_length,
+            self.tail_padding_frames,
+        )
+        tail = self.features.new_full(
+            (total - self._num_input_frames, self.features.size(1)), self.pad_value
+        )
+        self.features = torch.cat([self.features, tail], dim=0)
+        self.finished = True
+
+    @property
+    def num_real_frames(self) -> int:
+        """Feature frames given so far (the tail padding not counted)."""
+        return self._num_input_frames
 
     @property
     def chunk_frames(self) -> int:
         """Frames handed to the encoder per chunk (sherpa-onnx's ``T``)."""
         return self.decode_chunk_len + self.pad_length
 
+    def _remaining(self) -> int:
+        return self._offset + self.features.size(0) - self.num_processed_frames
+
+    @property
+    def ready(self) -> bool:
+        """Whether :meth:`next_chunk` can be called now: a whole chunk is there, or the
+        stream is finished and not done."""
+        if self.finished:
+            return not self.done
+        return self._remaining() >= self.chunk_frames
+
     @property
     def done(self) -> bool:
         """True once no further chunk would give encoder output: fewer than ``pad_length``
-        frames are left (or, without ``flush_partial_chunk``, less than a full chunk)."""
-        remaining = self.features.size(0) - self.num_processed_frames
+        frames are left (or, without ``flush_partial_chunk``, less than a full chunk); never
+        before :meth:`finish`."""
+        if not self.finished:
+            return False
+        remaining = self._remaining()
         if self.flush_partial_chunk:
             return remaining <= self.pad_length
         return remaining <= self.chunk_frames
 
     def next_chunk(self) -> Tensor:
         """The next (<= chunk_frames, F) frames; advances by ``decode_chunk_len``."""
-        if self.done:
-            raise RuntimeError(f"{self.key}: next_chunk() on a finished stream")
-        start = self.num_processed_frames
+        if not self.ready:
+            what = "a finished stream" if self.finished else "a stream short of a whole chunk"
+            raise RuntimeError(f"{self.key}: next_chunk() on {what}")
+        start = self.num_processed_frames - self._offset
         if self.normalizer is not None:
-            # Frames are normalised once, in order, when first handed out (chunks may overlap).
-            end = min(start + self.chunk_frames, self.num_real_frames)
+            # Real frames are normalised once, in order, when first handed out (chunks may
+            # overlap); indices from the utterance's start, less the frames already dropped.
+            end = min(self.num_processed_frames + self.chunk_frames, self._num_input_frames)
             if end > self.num_normalized:
-                new = self.features[self.num_normalized : end]
-                self.features[self.num_normalized : end] = self.normalizer(new)
+                lo, hi = self.num_normalized - self._offset, end - self._offset
+                self.features[lo:hi] = self.normalizer(self.features[lo:hi])
                 self.num_normalized = end
         chunk = self.features[start : start + self.chunk_frames]
         self.num_processed_frames += self.decode_chunk_len

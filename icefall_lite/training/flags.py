@@ -15,6 +15,7 @@ import torch
 from icefall_lite.data import cuts_filename
 from icefall_lite.data.shar import SHAR_INFO, shar_split_dir
 from icefall_lite.dist import add_dist_arguments, is_torchrun
+from icefall_lite.ipl.flags import add_ipl_arguments, check_ipl_arguments
 from icefall_lite.models import check_model_arguments
 from icefall_lite.rnnt import add_rnnt_backend_argument
 from icefall_lite.utils import AttributeDict, str2bool
@@ -42,7 +43,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     """icefall's train.py flags (the data module and the model add their own).
 
     Includes the process-group flags of :func:`icefall_lite.dist.add_dist_arguments`
-    (``--world-size``, ``--master-port``, ``--use-ddp-launch``, ``--dist-timeout``).
+    (``--world-size``, ``--master-port``, ``--use-ddp-launch``, ``--dist-timeout``) and the
+    pseudo-labelling ones of :func:`icefall_lite.ipl.add_ipl_arguments` (``--ipl-*``).
     """
     add_dist_arguments(parser)
     add_rnnt_backend_argument(parser)
@@ -233,6 +235,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         help="With --init-from: tensors the checkpoint lacks start from random initialisation "
         "(otherwise that is an error).",
     )
+    add_ipl_arguments(parser)
 
 
 def get_training_params() -> AttributeDict:
@@ -417,6 +420,7 @@ def check_training_arguments(params: AttributeDict) -> None:
                 )
             check_manifest_head(filename)
     check_model_arguments(params)
+    check_ipl_arguments(params)
 
 
 def novograd_betas(text: str) -> Tuple[float, float]:

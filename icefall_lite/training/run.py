@@ -36,6 +36,7 @@ from icefall_lite.training.flags import (
     novograd_betas,
     resolve_global_batch,
 )
+from icefall_lite.training.ipl import InPlaceIpl, start_ipl
 from icefall_lite.training.loop import format_minutes, train_epoch, validate_and_log
 from icefall_lite.training.loss import compute_loss
 from icefall_lite.training.state import TrainingState, fix_random_seed, gather_rank_states
@@ -95,10 +96,17 @@ def run(rank: int, world_size: int, params: AttributeDict) -> None:
 
     state, checkpoint = _build_state(params, rank, world_size, device)
     state.sp, state.tb_writer = sp, tb_writer
-    train_dl, valid_dl, resume_state = _data_loaders(state, checkpoint)
+    data = _TrainingData(state)
+    ipl = start_ipl(state, checkpoint, data.labelled_cuts, data.valid_cuts)
+    train_dl, valid_dl, resume_state = _data_loaders(state, checkpoint, data, ipl)
     try:
         for epoch in range(params.start_epoch, params.num_epochs + 1):
-            _train_and_save_epoch(state, epoch, train_dl, valid_dl, resume_state)
+            # Labels for this epoch, made at the end of the previous one (not on a mid-epoch
+            # resume: the checkpoint's generation, restored by start_ipl, is the epoch's).
+            if ipl is not None and resume_state is None and ipl.wants_labels(epoch):
+                ipl.label(epoch)
+                train_dl = data.train_loader(ipl.training_cuts(data.labelled_cuts), None)
+            _train_and_save_epoch(state, epoch, train_dl, valid_dl, resume_state, ipl)
             resume_state = None
         logging.info(
             f"Done! Training wall time: {format_minutes(params.get('train_seconds', 0.0))}"
@@ -261,44 +269,59 @@ def _build_state(
     return state, checkpoint
 
 
-def _load_split_cuts(
-    data_module: AsrDataModule, state: TrainingState, splits: List[str], name: str
-):
-    """The named splits' cuts (lazily concatenated); training cuts are filtered with a report
-    (too short for their tokens after the model's subsampling, too long, untokenizable)."""
-    params = state.params
-    cuts = data_module.load_cuts(params.cuts_prefix, splits[0])
-    for split in splits[1:]:
-        cuts = cuts + data_module.load_cuts(params.cuts_prefix, split)
-    if name == "training cuts":
+class _TrainingData:
+    """The data module and the run's cut sets: labelled training cuts (unfiltered, lazy) and
+    validation cuts; builds the training loader over whatever training cuts an epoch uses."""
+
+    def __init__(self, state: TrainingState) -> None:
+        params = state.params
+        self.state = state
+        self.module = AsrDataModule(params)
+        self.labelled_cuts = self._split_cuts(params.train_splits)
+        self.valid_cuts = self._split_cuts(params.valid_splits)
+
+    def _split_cuts(self, splits: List[str]):
+        """The named splits' cuts (lazily concatenated)."""
+        cuts = self.module.load_cuts(self.state.params.cuts_prefix, splits[0])
+        for split in splits[1:]:
+            cuts = cuts + self.module.load_cuts(self.state.params.cuts_prefix, split)
+        return cuts
+
+    def train_loader(self, cuts: Any, sampler_state: Optional[Dict[str, Any]]) -> Any:
+        """The training loader over ``cuts``, filtered with a report (too short for their
+        tokens after the model's subsampling, too long, untokenizable)."""
+        state, params = self.state, self.state.params
         cuts, report = filter_cuts_for_training(
             cuts,
             sp=state.sp,
-            name=f"{name} ({', '.join(splits)})",
+            name=f"training cuts ({', '.join(params.train_splits)})",
             return_report=True,
             subsampling=state.bare_model.output_frames,
         )
         params.epoch_num_cuts = report.num_kept  # for the progress/ETA of the log lines
-    return cuts
+        train_dl = self.module.train_dataloaders(
+            cuts, sampler_state_dict=sampler_state, seed=params.seed
+        )
+        state.sampler = train_dl.sampler
+        return train_dl
 
 
 def _data_loaders(
-    state: TrainingState, checkpoint: Optional[Dict[str, Any]]
+    state: TrainingState,
+    checkpoint: Optional[Dict[str, Any]],
+    data: _TrainingData,
+    ipl: Optional[InPlaceIpl] = None,
 ) -> Tuple[Any, Any, Optional[Dict[str, Any]]]:
-    """Training and validation loaders (the sampler restored on a mid-epoch resume), the OOM
-    scan on GPU, and the RNG / running-loss state a mid-epoch resume continues from."""
+    """Training and validation loaders (the sampler restored on a mid-epoch resume; the
+    training cuts include the pseudo-labelled ones of the restored cache), the OOM scan on
+    GPU, and the RNG / running-loss state a mid-epoch resume continues from."""
     params, sp = state.params, state.sp
-    data_module = AsrDataModule(params)
-    train_cuts = _load_split_cuts(data_module, state, params.train_splits, "training cuts")
-    valid_cuts = _load_split_cuts(data_module, state, params.valid_splits, "validation cuts")
     sampler_state = None
     if params.start_batch > 0 and checkpoint is not None and "sampler" in checkpoint:
         sampler_state = checkpoint["sampler"]
-    train_dl = data_module.train_dataloaders(
-        train_cuts, sampler_state_dict=sampler_state, seed=params.seed
-    )
-    valid_dl = data_module.valid_dataloaders(valid_cuts)
-    state.sampler = train_dl.sampler
+    train_cuts = data.labelled_cuts if ipl is None else ipl.training_cuts(data.labelled_cuts)
+    train_dl = data.train_loader(train_cuts, sampler_state)
+    valid_dl = data.module.valid_dataloaders(data.valid_cuts)
 
     if torch.cuda.is_available() and sampler_state is None:
         scan_pessimistic_batches_for_oom(state.model, train_dl, state.optimizer, sp, params)
@@ -323,8 +346,10 @@ def _train_and_save_epoch(
     train_dl: Any,
     valid_dl: Any,
     resume_state: Optional[Dict[str, Any]],
+    ipl: Optional[InPlaceIpl] = None,
 ) -> None:
-    """One epoch (the rest of one when ``resume_state`` is given), validation, ``epoch-N.pt``."""
+    """One epoch (the rest of one when ``resume_state`` is given), validation, ``epoch-N.pt``
+    (which records the validation loss for ``--ipl-average``)."""
     params = state.params
     state.scheduler.step_epoch(epoch - 1)
     params.cur_epoch = epoch
@@ -339,6 +364,8 @@ def _train_and_save_epoch(
 
     train_epoch(state, train_dl, valid_dl, resume_state)
     validate_and_log(state, valid_dl)
+    if ipl is not None:
+        ipl.note_validation(epoch, params.valid_loss)
     rng_states, regulariser_states = gather_rank_states(state)
     save_epoch_checkpoint(state, rng_states, regulariser_states)
     logging.info(

@@ -5,9 +5,11 @@ Usage, from egs/synth/ASR (from egs/librispeech/ASR, whose zipformer/export.py l
 same with data/lang_bpe_500; each folder's recipe_defaults.py holds its dataset's names):
 
 ./zipformer/export.py --exp-dir ./zipformer/exp --tokens data/lang_bpe_128/tokens.txt \\
-    --epoch 30 --avg 9 --jit 1
+    --bpe-model data/lang_bpe_128/bpe.model --epoch 30 --avg 9 --jit 1
 
-Writes <exp-dir>/pretrained.pt (weights + params, for ./zipformer/pretrained.py) and, with
+Writes <exp-dir>/pretrained.pt (weights + params, for ./zipformer/pretrained.py), the one-file
+model package <exp-dir>/model-epoch-30-avg-9.icefall (for ASRModel.restore_from and
+python -m icefall_lite.transcribe --model) and, with
 --jit 1, <exp-dir>/jit_script.pt (for ./zipformer/jit_pretrained.py); for a model trained with
 --causal 1 the TorchScript file is the chunk-wise streaming model
 jit_script_chunk_<C>_left_<L>.pt (--chunk-size C --left-context-frames L, 50 Hz frames).
@@ -32,7 +34,11 @@ RECIPE = load_recipe_defaults(__file__)
 
 def get_parser():
     parser = get_export_parser(__doc__.splitlines()[0], onnx=False)
-    parser.set_defaults(exp_dir="zipformer/exp", tokens=f"{RECIPE.LANG_DIR}/tokens.txt")
+    parser.set_defaults(
+        exp_dir="zipformer/exp",
+        tokens=f"{RECIPE.LANG_DIR}/tokens.txt",
+        bpe_model=f"{RECIPE.LANG_DIR}/bpe.model",
+    )
     return parser
 
 

@@ -1,0 +1,1 @@
+../../../synth/ASR/zipformer/ipl_label.py
