@@ -96,3 +96,36 @@ def test_modified_beam_search_follows_the_lm(lm_b):
         fused = modified_beam_search(model, enc, lens, beam=4, fusion=LmFusion(lm_b, 0.6))[0]
     assert plain.tokens == [A, C]
     assert fused.tokens == [B, C]
+
+
+def test_fusion_keeps_a_recurrent_decoders_state(lm_b):
+    # With a zero LM weight the fused modified beam search must find what the plain one finds;
+    # for the LSTM transducer that holds only if each hypothesis keeps its prediction network
+    # state through the fused step (it is a function of ys, as the LM state is).
+    from icefall_lite.models import build_model
+    from icefall_lite.utils import AttributeDict
+
+    torch.manual_seed(0)
+    params = AttributeDict(
+        model_family="lstm_transducer",
+        vocab_size=len(PIECES),
+        blank_id=0,
+        feature_dim=80,
+        lstm_preset="cpu",
+        encoder_hidden_dim=32,
+        pred_net_dim=16,
+        joint_dim=24,
+        lstm_dropout=0.0,
+    )
+    model = build_model(params).eval()
+    lens = torch.tensor([200, 160, 120])
+    with torch.no_grad():
+        encoder_out, encoder_out_lens = model.forward_encoder(torch.randn(3, 200, 80), lens)
+    plain = modified_beam_search(model, encoder_out, encoder_out_lens, beam=3)
+    fused = modified_beam_search(
+        model, encoder_out, encoder_out_lens, beam=3, fusion=LmFusion(lm_b, 0.0)
+    )
+    assert sum(len(r.tokens) for r in plain) > 3  # the untrained joiner emits tokens
+    assert [r.tokens for r in fused] == [r.tokens for r in plain]
+    # The scores too: a hypothesis restarted from the initial decoder state scores otherwise.
+    assert [r.score for r in fused] == pytest.approx([r.score for r in plain], abs=1e-6)
