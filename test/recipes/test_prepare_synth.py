@@ -26,6 +26,14 @@ def run_prepare(work: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def _prepare_default(name: str) -> str:
+    """The default value prepare.sh assigns to ``name`` (``name=value  # comment`` lines)."""
+    for line in (RECIPE / "prepare.sh").read_text().splitlines():
+        if line.startswith(f"{name}="):
+            return line.split("=", 1)[1].split()[0]
+    raise AssertionError(f"prepare.sh sets no default for {name}")
+
+
 def read_tsv(path: Path) -> list:
     with open(path, newline="") as f:
         return list(csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE, escapechar="\\"))
@@ -96,6 +104,9 @@ def test_prepare_synth_tiny(tmp_path):
             str(RECIPE / "local" / "make_text.py"),
             *sizes,
             *kokoro,
+            # prepare.sh's default --train-slower-fraction, so that the rates match as well
+            "--train-slower-fraction",
+            _prepare_default("train_slower_fraction"),
             "--human-transcripts",
             str(data / "local" / "test-human.txt"),
             "--out-dir",
