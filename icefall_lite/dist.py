@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from icefall_lite.errors import UsageError
 from icefall_lite.utils import str2bool
 
 __all__ = [
@@ -211,11 +212,55 @@ def launch(
             _set_arg(args, "use_ddp_launch", True)
         run_fn(int(os.environ["RANK"]), env_world_size, args)
     elif world_size > 1:
-        mp.spawn(run_fn, args=(world_size, args), nprocs=world_size, join=True)
+        _spawn(run_fn, world_size, args)
     elif world_size == 1:
         run_fn(0, 1, args)
     else:
         raise ValueError(f"--world-size must be >= 1, got {world_size}")
+
+
+# Exit status of a spawned rank that stopped on a user error (its exception is in the queue).
+_USER_ERROR_EXIT = 3
+# The user's mistakes a rank reports to the parent instead of a traceback (the same classes as
+# icefall_lite.cli.errors.USER_ERRORS, which imports this module's callers, not the reverse).
+_RANK_USER_ERRORS = (UsageError, OSError)
+_DEBUG_ENV = "ICEFALL_LITE_DEBUG"
+
+
+def _rank_main(rank: int, run_fn: Callable, world_size: int, args: Any, errors: Any) -> None:
+    """One spawned rank: a user error (bad flag value, broken manifest, missing file) goes to
+    the parent through ``errors`` and ends the rank with ``_USER_ERROR_EXIT``, so the parent
+    prints the one line the single-process run prints instead of torch's traceback of the
+    child. With ``ICEFALL_LITE_DEBUG=1`` (``--debug``) the traceback is kept."""
+    if os.environ.get(_DEBUG_ENV, "").strip().lower() in ("1", "true", "yes"):
+        run_fn(rank, world_size, args)
+        return
+    try:
+        run_fn(rank, world_size, args)
+    except _RANK_USER_ERRORS as error:
+        # Sent as a plain UsageError / OSError: a subclass with its own __init__ might not
+        # survive pickling, the message does.
+        if isinstance(error, OSError) and not isinstance(error, UsageError):
+            plain: Exception = OSError(error.errno, error.strerror, error.filename)
+        else:
+            plain = UsageError(str(error))
+        errors.put((rank, plain))
+        raise SystemExit(_USER_ERROR_EXIT)
+
+
+def _spawn(run_fn: Callable, world_size: int, args: Any) -> None:
+    """``world_size`` spawned processes; the first rank's user error is re-raised here as it
+    is (so the script's error convention prints it on one line), anything else as torch's
+    ``ProcessRaisedException`` / ``ProcessExitedException`` with the rank's traceback."""
+    errors = mp.get_context("spawn").SimpleQueue()
+    try:
+        mp.spawn(_rank_main, args=(run_fn, world_size, args, errors), nprocs=world_size)
+    except mp.ProcessExitedException as failure:
+        if failure.exit_code != _USER_ERROR_EXIT or errors.empty():
+            raise
+        rank, error = errors.get()
+        logging.error(f"rank {rank} of {world_size} stopped: {error}")
+        raise error from None
 
 
 def _set_arg(args: Any, name: str, value: Any) -> None:

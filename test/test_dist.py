@@ -197,3 +197,49 @@ def test_single_process_and_argument_helpers():
             setup_dist(0, 2, use_ddp_launch=True)
     with pytest.raises(ValueError, match="dist-timeout"):
         setup_dist(0, 2, timeout=0)
+
+
+def user_error_worker(rank, world_size, args):
+    """Rank 1 stops on a user error; rank 0 waits for it in a collective."""
+    from icefall_lite.errors import UsageError
+
+    torch.set_num_threads(1)
+    setup_dist(rank, world_size, args.master_port, timeout=30)
+    try:
+        if rank == 1:
+            if args.kind == "usage":
+                raise UsageError(
+                    "--manifest-dir x: no synth_cuts_train.jsonl.gz there (run prepare.sh)"
+                )
+            open(Path(args.out_dir) / "missing" / "file.txt")
+        dist.barrier()
+    finally:
+        cleanup_dist()
+
+
+# Each spawned rank re-imports torch (seconds to tens of seconds on a loaded 2-core machine).
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["usage", "oserror"])
+def test_user_error_in_a_rank_is_reraised_as_itself(tmp_path, kind):
+    """A user error inside a spawned rank reaches the parent as the same error (so the script
+    prints one line), not as torch's ProcessRaisedException with the child's traceback."""
+    from icefall_lite.errors import UsageError
+
+    args = SimpleNamespace(master_port=free_port(), out_dir=str(tmp_path), world_size=2, kind=kind)
+    expected = UsageError if kind == "usage" else FileNotFoundError
+    with pytest.raises(expected) as caught:
+        launch(user_error_worker, args)
+    if kind == "usage":
+        assert "no synth_cuts_train.jsonl.gz there" in str(caught.value)
+    else:
+        assert caught.value.filename.endswith("missing/file.txt")
+
+
+@pytest.mark.slow
+def test_user_error_in_a_rank_with_debug_keeps_the_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("ICEFALL_LITE_DEBUG", "1")
+    args = SimpleNamespace(
+        master_port=free_port(), out_dir=str(tmp_path), world_size=2, kind="usage"
+    )
+    with pytest.raises(ProcessRaisedException, match="UsageError"):
+        launch(user_error_worker, args)

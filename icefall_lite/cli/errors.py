@@ -82,6 +82,9 @@ def run_main(
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = debug_requested(argv)
     argv = [a for a in argv if a != "--debug"]
+    if debug:
+        # Spawned DDP ranks read it (icefall_lite.dist): they keep their tracebacks too.
+        os.environ[DEBUG_ENV] = "1"
     try:
         if debug:
             status = main(argv)

@@ -76,8 +76,12 @@ def test_bad_flag_values(recipe_dir, tmp_path, capsys):
         assert_one_line_error(outcome, "train.py", needle)
 
 
-def test_truncated_resume_checkpoint_real_script(recipe_dir, train_manifests, tmp_path):
-    """Through train.py's own process: the error is raised inside the training job."""
+@pytest.mark.parametrize(
+    "world_size", [1, pytest.param(2, marks=pytest.mark.slow, id="ddp-2-ranks")]
+)
+def test_truncated_resume_checkpoint_real_script(recipe_dir, train_manifests, tmp_path, world_size):
+    """Through train.py's own process: the error is raised inside the training job (with
+    --world-size 2 inside both spawned ranks, and still one line from the parent)."""
     exp = tmp_path / "exp"
     exp.mkdir()
     (exp / "epoch-1.pt").write_bytes(b"PK\x03\x04 half a zip file")
@@ -92,6 +96,8 @@ def test_truncated_resume_checkpoint_real_script(recipe_dir, train_manifests, tm
         "2",
         "--tensorboard",
         "0",
+        "--world-size",
+        str(world_size),
     )
     proc = subprocess.run(
         [sys.executable, str(RECIPE / "train.py"), *args],

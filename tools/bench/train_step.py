@@ -105,6 +105,14 @@ def get_parser() -> argparse.ArgumentParser:
         default=0,
         help="If > 0: profile the timed steps of the current code and print this many ops.",
     )
+    parser.add_argument(
+        "--zipformer-variants",
+        type=str,
+        default="",
+        help="Extra Zipformer models timed beside the others, as NAME=FLAGS entries separated by "
+        "';', e.g. 'deep=--num-encoder-layers 1,1,2,2,2,1;wide=--encoder-dim "
+        " (FLAGS: the model flags of train.py, applied on top of --model-size).",
+    )
     parser.add_argument("--seed", type=int, default=1234, help="Seed for model and batch.")
     parser.add_argument("--conv-preset", type=str, default="cpu", help="conv_ctc preset.")
     return parser
@@ -116,11 +124,13 @@ def build_synth_model(
     family: str = "zipformer",
     vocab_size: int = VOCAB_SIZE,
     conv_preset: str = "cpu",
+    extra_flags: Tuple[str, ...] = (),
 ) -> torch.nn.Module:
     """The synth recipe's model: its flag defaults, decoder/joiner dims 256; the preset's
     front-end width unless ``encoder_embed_channels`` > 0. ``family="lstm_transducer"``: the
     lstm_transducer recipe's cpu preset with the full RNN-T loss; ``"conv_ctc"``: the
-    ``conv_preset`` Jasper/QuartzNet model. Every family is built through the registry."""
+    ``conv_preset`` Jasper/QuartzNet model. ``extra_flags``: further Zipformer model flags
+    (train.py's spelling). Every family is built through the registry."""
     if family == "lstm_transducer":
         params = AttributeDict(
             model_family=family,
@@ -145,6 +155,7 @@ def build_synth_model(
     flags = ["--model-size", model_size]
     if encoder_embed_channels > 0:
         flags += ["--encoder-embed-channels", str(encoder_embed_channels)]
+    flags += list(extra_flags)
     params = AttributeDict(vars(parser.parse_args(flags)))
     params.update(
         model_size=model_size,
@@ -177,12 +188,21 @@ class Runner:
     """One model + optimizer; ``step()`` runs one training step under its implementation mode."""
 
     def __init__(
-        self, args: argparse.Namespace, reference: bool, family: str = "zipformer"
+        self,
+        args: argparse.Namespace,
+        reference: bool,
+        family: str = "zipformer",
+        extra_flags: Tuple[str, ...] = (),
     ) -> None:
         torch.manual_seed(args.seed)
         self.family = family
         self.model = build_synth_model(
-            args.model_size, args.encoder_embed_channels, family, args.vocab_size, args.conv_preset
+            args.model_size,
+            args.encoder_embed_channels,
+            family,
+            args.vocab_size,
+            args.conv_preset,
+            extra_flags,
         )
         self.model.train()
         if family == "lstm_transducer":
@@ -258,6 +278,19 @@ def profile_runner(runner: Runner, args: argparse.Namespace) -> None:
     print(table)
 
 
+def parse_variants(text: str) -> Dict[str, Tuple[str, ...]]:
+    """'name=--flag v --flag2 v2;name2=...' -> {name: flags}; exits with one line on a bad entry."""
+    variants: Dict[str, Tuple[str, ...]] = {}
+    for entry in filter(None, (e.strip() for e in text.split(";"))):
+        name, sep, flags = entry.partition("=")
+        if not sep or not name.strip() or not flags.split():
+            sys.exit(
+                f"train_step.py: error: --zipformer-variants entry {entry!r}: expected NAME=FLAGS"
+            )
+        variants[name.strip()] = tuple(flags.split())
+    return variants
+
+
 def main() -> None:
     args = get_parser().parse_args()
     families = [f.strip() for f in args.model_family.split(",") if f.strip()]
@@ -267,6 +300,7 @@ def main() -> None:
                 f"train_step.py: error: --model-family {family}: expected a comma list of "
                 f"{', '.join(BENCH_FAMILIES)}"
             )
+    variants = parse_variants(args.zipformer_variants)
     audio_seconds_per_step = None
     rows = []
     params_of: Dict[str, int] = {}
@@ -279,6 +313,8 @@ def main() -> None:
             runners[f"{family}:current"] = Runner(args, reference=False, family=family)
             if args.compare and family == "zipformer":
                 runners[f"{family}:reference"] = Runner(args, reference=True, family=family)
+        for name, flags in variants.items():
+            runners[f"zipformer[{name}]:current"] = Runner(args, False, "zipformer", flags)
         if args.profile > 0:
             for runner in runners.values():
                 profile_runner(runner, args)
@@ -295,6 +331,13 @@ def main() -> None:
             rows.append(
                 (family, threads, name, 1000.0 * median, audio_seconds_per_step / median, ratio)
             )
+        base = medians.get("zipformer:current")
+        if base and variants:
+            for name in variants:
+                print(
+                    f"# zipformer[{name}] / zipformer ms per step at {threads} thread(s): "
+                    f"{medians[f'zipformer[{name}]:current'] / base:.2f}"
+                )
     if not rows:
         return
     sizes = ", ".join(f"{f} {n / 1e6:.2f}M params" for f, n in params_of.items())
