@@ -111,7 +111,8 @@ def get_parser() -> argparse.ArgumentParser:
         default="",
         help="Extra Zipformer models timed beside the others, as NAME=FLAGS entries separated by "
         "';', e.g. 'deep=--num-encoder-layers 1,1,2,2,2,1;wide=--encoder-dim "
-        " (FLAGS: the model flags of train.py, applied on top of --model-size).",
+        "96,128,160,192,160,128' (FLAGS: the model flags of train.py, applied on top of "
+        "--model-size).",
     )
     parser.add_argument("--seed", type=int, default=1234, help="Seed for model and batch.")
     parser.add_argument("--conv-preset", type=str, default="cpu", help="conv_ctc preset.")
