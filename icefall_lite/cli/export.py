@@ -280,9 +280,10 @@ def get_ctc_export_parser(
 def run_export_ctc(
     parser: argparse.ArgumentParser, argv: Sequence[str], defaults: Mapping[str, Any]
 ) -> Dict[str, Path]:
-    """export.py of a CTC-only model: ``pretrained.pt``; ``--jit 1``: ``jit_script.pt``;
-    ``--onnx 1``: ``ctc-<tag>.onnx`` (encoder + CTC head, see ``icefall_lite.export.ctc``) and
-    ``tokens.txt``. Returns the written files by kind."""
+    """export.py of a CTC-only model: ``pretrained.pt`` and the one-file model package
+    ``model-<tag>.icefall`` (as the transducers' export.py writes it); ``--jit 1``:
+    ``jit_script.pt``; ``--onnx 1``: ``ctc-<tag>.onnx`` (encoder + CTC head, see
+    ``icefall_lite.export.ctc``) and ``tokens.txt``. Returns the written files by kind."""
     from icefall_lite.export.ctc import export_ctc_jit, export_ctc_onnx
 
     params, model = _load(parser, argv, defaults, "log-export")
@@ -290,6 +291,9 @@ def run_export_ctc(
     filename = params.exp_dir / "pretrained.pt"
     save_checkpoint(filename, model, params=dict(params))
     written["pretrained"] = filename
+    package = write_model_package(params, model)
+    if package is not None:
+        written["package"] = package
     if params.jit:
         written["jit"] = params.exp_dir / "jit_script.pt"
         export_ctc_jit(model, written["jit"])

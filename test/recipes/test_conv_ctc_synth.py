@@ -167,3 +167,16 @@ def test_export_jit_and_onnx_give_the_pytorch_transcripts(trained):
     assert [r.tokens for r in jit_out] == [r.tokens for r in ref]
     assert [r.tokens for r in onnx_out] == [r.tokens for r in ref]
     assert (exp / "tokens.txt").is_file()
+
+    # The one-file package (ASRModel.restore_from) holds the same model and tokens.
+    from icefall_lite import ASRModel
+
+    asr = ASRModel.restore_from(exp / "model-epoch-2-avg-1.icefall")
+    assert asr.config["model_family"] == "conv_ctc"
+    assert asr.tokens_text == (trained["lang"] / "tokens.txt").read_text()
+    with torch.no_grad():
+        packaged = ctc_greedy_search(
+            asr.model.ctc_output(asr.model.forward_encoder(x, x_lens)[0]),
+            asr.model.output_frames(x_lens),
+        )
+    assert [r.tokens for r in packaged] == [r.tokens for r in ref]

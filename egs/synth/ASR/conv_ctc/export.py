@@ -6,7 +6,8 @@ Usage, from egs/synth/ASR:
 ./conv_ctc/export.py --exp-dir ./conv_ctc/exp --tokens data/lang_bpe_128/tokens.txt \\
     --epoch 6 --avg 2 --jit 1 --onnx 1
 
-Writes <exp-dir>/pretrained.pt (weights + params, for ./conv_ctc/pretrained.py); with --jit 1
+Writes <exp-dir>/pretrained.pt (weights + params, for ./conv_ctc/pretrained.py) and the one-file
+model package <exp-dir>/model-epoch-6-avg-2.icefall (for ASRModel.restore_from); with --jit 1
 <exp-dir>/jit_script.pt and with --onnx 1 <exp-dir>/ctc-epoch-6-avg-2.onnx plus tokens.txt:
 each maps (N, T, 80) fbank and (N,) lengths to (N, T', vocab) CTC log-probabilities and (N,)
 lengths (icefall_lite/export/ctc.py), which onnxruntime runs and the CTC searches decode.
