@@ -165,30 +165,8 @@ class _CountingDataLoader(DataLoader):
             yield batch
 
 
-class _ProcessSeededCutMix(CutMix):
-    """CutMix whose choices (mix or not, which noise, SNR) come from the process's Python RNG.
-
-    lhotse's CutMix keeps a private ``random.Random(42)`` that each epoch's new workers (and
-    every rank) recreate, so the same cut would get the same noise every time. The global RNG
-    is seeded per (seed, epoch, rank, worker) by :class:`_SeedWorker` in workers, and per
-    (seed, epoch, rank) by the training loop in the main process (``--num-workers 0``), where
-    checkpoints also store and restore it.
-    """
-
-    def __init__(self, *args: Any, start_epoch: int = 1, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.start_epoch = start_epoch
-        self.epoch = 1  # set by set_augmentation_epoch, like EpochGatedSpecAugment's
-
-    def __call__(self, cuts: CutSet) -> CutSet:
-        if self.epoch < self.start_epoch:
-            return cuts
-        self.rng = random.Random(random.getrandbits(64))
-        return super().__call__(cuts)
-
-
-class EpochGatedSpecAugment(SpecAugment):
-    """SpecAugment that leaves features unchanged before ``start_epoch``.
+class _EpochGated:
+    """A transform that is off before ``start_epoch`` (1-based) and on from it.
 
     The training loop calls :func:`set_augmentation_epoch` before each epoch; DataLoader
     workers are created anew every epoch (``persistent_workers=False``), so they see the
@@ -200,9 +178,34 @@ class EpochGatedSpecAugment(SpecAugment):
         self.start_epoch = start_epoch
         self.epoch = 1
 
+    @property
+    def active(self) -> bool:
+        return self.epoch >= self.start_epoch
+
+
+class _ProcessSeededCutMix(_EpochGated, CutMix):
+    """CutMix whose choices (mix or not, which noise, SNR) come from the process's Python RNG.
+
+    lhotse's CutMix keeps a private ``random.Random(42)`` that each epoch's new workers (and
+    every rank) recreate, so the same cut would get the same noise every time. The global RNG
+    is seeded per (seed, epoch, rank, worker) by :class:`_SeedWorker` in workers, and per
+    (seed, epoch, rank) by the training loop in the main process (``--num-workers 0``), where
+    checkpoints also store and restore it.
+    """
+
+    def __call__(self, cuts: CutSet) -> CutSet:
+        if not self.active:
+            return cuts
+        self.rng = random.Random(random.getrandbits(64))
+        return super().__call__(cuts)
+
+
+class EpochGatedSpecAugment(_EpochGated, SpecAugment):
+    """SpecAugment that leaves features unchanged before ``start_epoch``."""
+
     def __call__(self, features: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         """(N, T, F) features -> the same, masked from ``start_epoch`` on."""
-        if self.epoch < self.start_epoch:
+        if not self.active:
             return features
         return super().__call__(features, *args, **kwargs)
 
@@ -233,7 +236,7 @@ def set_augmentation_epoch(train_dl: DataLoader, epoch: int) -> None:
     dataset = train_dl.dataset
     transforms = getattr(dataset, "cut_transforms", []) + getattr(dataset, "input_transforms", [])
     for transform in transforms:
-        if isinstance(transform, (EpochGatedSpecAugment, _ProcessSeededCutMix)):
+        if isinstance(transform, _EpochGated):
             transform.epoch = epoch
 
 
