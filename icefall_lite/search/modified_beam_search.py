@@ -17,7 +17,7 @@ which keeps the LM's cost per frame at ``beam * beam`` look-ups.
 """
 
 from dataclasses import dataclass
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional, Tuple
 
 import torch
 from torch import nn
@@ -116,99 +116,106 @@ def modified_beam_search_step(
     )
     # Accumulate in float64 so long utterances do not lose precision in the merge.
     scores = log_probs.double() + hyp_log_probs.unsqueeze(1)  # (H, V)
-    vocab_size = scores.size(1)
-    if fusion is not None:
-        _fused_step(scores, flat_hyps, next_states, streams, beam, blank_id, fusion)
-        return
-
+    if fusion is None:
+        candidates_of = _acoustic_candidates(scores, flat_hyps, beam, blank_id)
+    else:
+        candidates_of = _fused_candidates(scores, flat_hyps, beam, blank_id, fusion)
     start = 0
     for stream in streams:
         num_hyps = len(stream.hyps)
-        stream_scores = scores[start : start + num_hyps].reshape(-1)
-        top_scores, top_indexes = stream_scores.topk(min(beam, stream_scores.numel()))
         new_hyps = HypothesisList()
-        for score, index in zip(top_scores.tolist(), top_indexes.tolist()):
-            row = start + index // vocab_size
-            hyp = flat_hyps[row]
-            token = index % vocab_size
-            if token == blank_id:
-                new_hyps.add(
-                    Hypothesis(
-                        ys=hyp.ys,
-                        log_prob=score,
-                        timestamps=hyp.timestamps,
-                        decoder_state=hyp.decoder_state,
-                    )
+        for score, row, token, lm_state in candidates_of(start, num_hyps):
+            new_hyps.add(
+                _extended(
+                    flat_hyps[row], token, score, stream.num_frames, next_states[row], lm_state
                 )
-            else:
-                new_hyps.add(
-                    Hypothesis(
-                        ys=hyp.ys + [token],
-                        log_prob=score,
-                        timestamps=hyp.timestamps + [stream.num_frames],
-                        decoder_state=next_states[row],
-                    )
-                )
+            )
         stream.hyps = new_hyps
         stream.num_frames += 1
         start += num_hyps
 
 
-def _fused_step(
+# A candidate for a stream's next beam: (score, row of the hypothesis it extends, token or None
+# for blank, LM state after it).
+Candidate = Tuple[float, int, Optional[int], Any]
+
+
+def _extended(
+    hyp: Hypothesis,
+    token: Optional[int],
+    score: float,
+    frame: int,
+    next_state: Any,
+    lm_state: Any,
+) -> Hypothesis:
+    """``hyp`` after blank (``token`` None: same tokens and decoder state) or after ``token``
+    emitted at ``frame`` (the decoder's state after it is ``next_state``)."""
+    if token is None:
+        return Hypothesis(
+            ys=hyp.ys,
+            log_prob=score,
+            timestamps=hyp.timestamps,
+            decoder_state=hyp.decoder_state,
+            lm_state=hyp.lm_state,
+        )
+    return Hypothesis(
+        ys=hyp.ys + [token],
+        log_prob=score,
+        timestamps=hyp.timestamps + [frame],
+        decoder_state=next_state,
+        lm_state=lm_state,
+    )
+
+
+def _acoustic_candidates(
+    scores: torch.Tensor, flat_hyps: List[Hypothesis], beam: int, blank_id: int
+) -> Callable[[int, int], List[Candidate]]:
+    """Without an LM: a stream's ``beam`` best (hypothesis, token) pairs of its rows of
+    ``scores`` (H, V), blank included."""
+    vocab_size = scores.size(1)
+
+    def candidates(start: int, num_hyps: int) -> List[Candidate]:
+        stream_scores = scores[start : start + num_hyps].reshape(-1)
+        top_scores, top_indexes = stream_scores.topk(min(beam, stream_scores.numel()))
+        chosen = []
+        for score, index in zip(top_scores.tolist(), top_indexes.tolist()):
+            row, token = start + index // vocab_size, index % vocab_size
+            chosen.append(
+                (score, row, None if token == blank_id else token, flat_hyps[row].lm_state)
+            )
+        return chosen
+
+    return candidates
+
+
+def _fused_candidates(
     scores: torch.Tensor,
     flat_hyps: List[Hypothesis],
-    next_states: List[Any],
-    streams: List[BeamStream],
     beam: int,
     blank_id: int,
     fusion: LmFusion,
-) -> None:
-    """The step with LM fusion: each hypothesis's ``beam`` best tokens and blank, rescored
-    with the LM, compete for the stream's ``beam`` places. ``scores``: (H, V) hypothesis +
-    acoustic log-probabilities; ``next_states``: each hypothesis's recurrent decoder state
-    after its last token (what :func:`decoder_step` returned; None for a stateless decoder)."""
+) -> Callable[[int, int], List[Candidate]]:
+    """With LM fusion: each hypothesis's ``beam`` best tokens and blank, rescored with the LM,
+    compete for the stream's ``beam`` places. ``scores``: (H, V) hypothesis + acoustic
+    log-probabilities."""
     k = min(beam, scores.size(1))
     top_scores, top_tokens = scores.topk(k, dim=1)
     top_scores, top_tokens = top_scores.tolist(), top_tokens.tolist()
     blank_scores = scores[:, blank_id].tolist()
-    start = 0
-    for stream in streams:
-        num_hyps = len(stream.hyps)
-        candidates = []  # (score, row, token or None, lm state)
+
+    def candidates(start: int, num_hyps: int) -> List[Candidate]:
+        found: List[Candidate] = []
         for h in range(start, start + num_hyps):
             hyp = flat_hyps[h]
-            candidates.append((blank_scores[h], h, None, hyp.lm_state))
+            found.append((blank_scores[h], h, None, hyp.lm_state))
             for score, token in zip(top_scores[h], top_tokens[h]):
                 if token != blank_id:
                     delta, state = fusion.extend(hyp.lm_state, token)
-                    candidates.append((score + delta, h, token, state))
-        candidates.sort(key=lambda c: c[0], reverse=True)
-        new_hyps = HypothesisList()
-        for score, row, token, state in candidates[:beam]:
-            hyp = flat_hyps[row]
-            if token is None:
-                new_hyps.add(
-                    Hypothesis(
-                        ys=hyp.ys,
-                        log_prob=score,
-                        timestamps=hyp.timestamps,
-                        decoder_state=hyp.decoder_state,
-                        lm_state=hyp.lm_state,
-                    )
-                )
-            else:
-                new_hyps.add(
-                    Hypothesis(
-                        ys=hyp.ys + [token],
-                        log_prob=score,
-                        timestamps=hyp.timestamps + [stream.num_frames],
-                        decoder_state=next_states[row],
-                        lm_state=state,
-                    )
-                )
-        stream.hyps = new_hyps
-        stream.num_frames += 1
-        start += num_hyps
+                    found.append((score + delta, h, token, state))
+        found.sort(key=lambda c: c[0], reverse=True)
+        return found[:beam]
+
+    return candidates
 
 
 @torch.no_grad()
