@@ -141,3 +141,50 @@ def test_sherpa_onnx_online_matches_our_streaming_decode(assets):
             assert _words(results["u"].tokens, symbols) == theirs
         transcripts.add(" ".join(theirs))
     assert len(transcripts) > 1 and all(transcripts)
+
+
+def test_sherpa_onnx_zipformer_ctc_loader_matches_our_conv_ctc_export(assets):
+    """The conv_ctc recipe's ONNX export (icefall_lite.export.ctc: x, x_lens -> log_probs,
+    log_probs_len) is what sherpa-onnx's icefall CTC loader (from_zipformer_ctc) expects: its
+    fbank + greedy CTC give our transcripts of the same files. Our fbank is kaldifeat's here
+    (the default when installed): lhotse's own Fbank differs from it by ~1e-3, which this
+    sharpened model turns into a different token now and then."""
+    from icefall_lite.data.features import kaldifeat_available
+    from icefall_lite.export.ctc import OnnxCtcModel, export_ctc_onnx
+    from icefall_lite.models import build_model
+    from icefall_lite.search import ctc_greedy_search
+    from icefall_lite.utils import AttributeDict
+
+    if not kaldifeat_available():
+        pytest.skip("kaldifeat is not installed (tools/setup.sh builds it)")
+    d, tokens, symbols, wavs = assets
+    d = d / "ctc"
+    d.mkdir()
+    torch.manual_seed(0)
+    params = AttributeDict(
+        model_family="conv_ctc", conv_preset="cpu", vocab_size=VOCAB, blank_id=0, feature_dim=80
+    )
+    model = build_model(params).eval()
+    with torch.no_grad():  # sharpened: tokens change with the audio (random weights emit one)
+        model.ctc_output[1].weight.mul_(50.0)
+        model.ctc_output[1].bias.zero_()
+    meta = {"model_type": "conv_ctc", "vocab_size": str(VOCAB), "blank_id": "0",
+            "subsampling_factor": str(model.subsampling_factor), "feature_dim": "80"}  # fmt: skip
+    export_ctc_onnx(model, d / "ctc.onnx", meta)
+    recognizer = sherpa_onnx.OfflineRecognizer.from_zipformer_ctc(
+        model=str(d / "ctc.onnx"), tokens=tokens, num_threads=1
+    )
+    onnx_model = OnnxCtcModel(d / "ctc.onnx")
+    transcripts = set()
+    for wav in wavs:
+        wave = read_audio(wav)
+        stream = recognizer.create_stream()
+        stream.accept_waveform(16000, wave.numpy())
+        recognizer.decode_stream(stream)
+        theirs = stream.result.text.split()
+        features = compute_fbank([wave], backend="kaldifeat")[0].unsqueeze(0)
+        lens = torch.tensor([features.size(1)])
+        ours = ctc_greedy_search(*onnx_model(features, lens))[0].tokens
+        assert _words(ours, symbols) == theirs
+        transcripts.add(" ".join(theirs))
+    assert len(transcripts) > 1 and all(transcripts)

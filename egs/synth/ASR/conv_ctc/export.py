@@ -10,7 +10,9 @@ Writes <exp-dir>/pretrained.pt (weights + params, for ./conv_ctc/pretrained.py) 
 model package <exp-dir>/model-epoch-6-avg-2.icefall (for ASRModel.restore_from); with --jit 1
 <exp-dir>/jit_script.pt and with --onnx 1 <exp-dir>/ctc-epoch-6-avg-2.onnx plus tokens.txt:
 each maps (N, T, 80) fbank and (N,) lengths to (N, T', vocab) CTC log-probabilities and (N,)
-lengths (icefall_lite/export/ctc.py), which onnxruntime runs and the CTC searches decode.
+lengths (icefall_lite/export/ctc.py), which onnxruntime runs and the CTC searches decode;
+sherpa-onnx loads it as an icefall CTC model:
+OfflineRecognizer.from_zipformer_ctc(model=..., tokens=...).
 
 Checkpoints are chosen as in decode.py (--epoch/--iter/--avg/--use-averaged-model) and the
 architecture is read from them.
