@@ -313,7 +313,9 @@ class AsrDataModule:
             "--num-buckets x 2000 cuts, which holds their audio bytes in memory). Mid-epoch "
             "resume (--start-batch) is exact: the stream is re-read from its first shard and "
             "the batches the checkpoint had consumed are skipped (metadata only, no features "
-            "computed), so resuming costs one read of the tars up to that point.",
+            "computed), so resuming costs one read of the tars up to that point. With "
+            "--world-size N every rank reads every tar and trains on every N-th batch (lhotse's "
+            "sampler), not one rank per shard as NeMo does.",
         )
         group.add_argument(
             "--nemo-tarred-audio",
