@@ -70,7 +70,8 @@ def test_a_checkpoint_of_the_old_code_resumes(tmp_path):
     new = read_checkpoint(tmp_path / "checkpoint-4.pt")
     # Resuming sets the training clock's train_seconds_before_run (run() sets it in any case);
     # --init-from-allow-missing is a flag added since (issue #18), and --cuts-prefix and
-    # --shar-dir are data flags added since (issue #17), stored like every flag, and so are
+    # --shar-dir, --nemo-tarred-manifest and --nemo-tarred-audio are data flags added since
+    # (issue #17), stored like every flag, and so are
     # the reference RNN-T training controls (issue #14), the augmentation flags (#11), and the
     # optimizer/schedule choices and the SpecAugment-mask flags of issue #13, and the
     # pseudo-labelling flags of issue #15.
@@ -79,6 +80,8 @@ def test_a_checkpoint_of_the_old_code_resumes(tmp_path):
         "init_from_allow_missing",
         "cuts_prefix",
         "shar_dir",
+        "nemo_tarred_manifest",
+        "nemo_tarred_audio",
         "global_batch_size",
         "optim",
         "weight_decay",

@@ -213,7 +213,7 @@ def _wav_scp(path: Path) -> Iterator[tuple]:
 
 def _expand(audio: Any, sample_rate: int) -> Iterator[_Input]:
     """The inputs ``audio`` names, in order, read lazily (manifests line by line)."""
-    from icefall_lite.data.nemo import read_nemo_manifest
+    from icefall_lite.data.nemo import entry_line, read_nemo_manifest
 
     counter = iter(range(1 << 62))
 
@@ -224,19 +224,13 @@ def _expand(audio: Any, sample_rate: int) -> Iterator[_Input]:
                 if not path.is_file():
                     raise AudioReadError(f"{path}: no such manifest")
                 for entry in read_nemo_manifest(path, require_text=False):
-                    line = dict(entry.extra, audio_filepath=entry.audio_path)
-                    line["duration"] = entry.duration
-                    if entry.offset:
-                        line["offset"] = entry.offset
-                    if entry.text:
-                        line["text"] = entry.text
                     yield _Input(
                         next(counter),
                         entry.audio_path,
                         entry.audio_path,
                         offset=entry.offset,
                         duration=entry.duration,
-                        line=line,
+                        line=entry_line(entry),
                     )
             elif path.suffix == ".scp":
                 if not path.is_file():
@@ -710,6 +704,12 @@ class ASRModel:
     ) -> List[Optional[Union[str, Hypothesis]]]:
         """Transcribe ``audio`` (see the module docstring for what it may be).
 
+        A NeMo JSON manifest is passed as NeMo's ``transcribe()`` takes one: its path, ending
+        in ``.json`` or ``.jsonl`` (alone or in a list). Each usable line is one input, the
+        segment its ``offset``/``duration`` select (seconds; relative ``audio_filepath``
+        resolved against the manifest's folder); a bad line is logged with its line number
+        and skipped. :meth:`transcribe_manifest` also writes NeMo's output manifest.
+
         Args:
           batch_size: inputs decoded together (long inputs: windows decoded together).
           return_hypotheses: return :class:`~icefall_lite.api.hypothesis.Hypothesis` objects
@@ -751,10 +751,12 @@ class ASRModel:
         **options: Any,
     ) -> Path:
         """Transcribe a NeMo JSON manifest and write NeMo's output manifest: each usable input
-        line (audio path absolute) with ``pred_text``; default ``<manifest stem>_pred.json``
-        beside it, written atomically. Bad lines are logged with their line number and left
-        out, an unreadable audio file too."""
-        from icefall_lite.data.nemo import write_nemo_manifest
+        line (audio path absolute, ``offset`` and other keys kept) with ``pred_text``, as
+        ``decode.py --nemo-manifest`` writes it (:func:`~icefall_lite.data.nemo.
+        write_nemo_predictions`); default ``<manifest stem>_pred.json`` beside it, written
+        atomically. Bad lines are logged with their line number and left out, an unreadable
+        audio file too. Returns the output's path."""
+        from icefall_lite.data.nemo import write_nemo_predictions
 
         manifest = Path(manifest)
         if not manifest.is_file():
@@ -763,11 +765,11 @@ class ASRModel:
         settings = self._settings(decoding_method, options)
         pairs = self._results(manifest, batch_size, SAMPLE_RATE, "skip", settings)
         lines = (
-            dict(item.line, pred_text=self._finish(result, False, seconds))
+            (item.line, self._finish(result, False, seconds))
             for item, result, seconds in pairs
             if result is not None
         )
-        write_nemo_manifest(lines, output)
+        write_nemo_predictions(lines, output)
         return output
 
     def __repr__(self) -> str:

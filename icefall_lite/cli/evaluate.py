@@ -23,7 +23,7 @@ from lhotse import CutSet
 from torch import nn
 
 from icefall_lite.data import cuts_filename
-from icefall_lite.data.nemo import nemo_line, write_nemo_manifest
+from icefall_lite.data.nemo import nemo_line, write_nemo_predictions
 from icefall_lite.errors import UsageError
 from icefall_lite.scoring import store_transcripts, write_error_stats, write_wer_summary
 from icefall_lite.search.decoding import search
@@ -323,8 +323,7 @@ def save_nemo_predictions(
     write them."""
     hyps = {cut_id: " ".join(hyp) for cut_id, _, hyp in results}
     path = Path(params["res_dir"]) / f"nemo-{test_set_name}-{params['suffix']}.json"
-    lines = ({**nemo_line(cut), "pred_text": hyps[cut.id]} for cut in cuts if cut.id in hyps)
-    write_nemo_manifest(lines, path)
+    write_nemo_predictions(((nemo_line(cut), hyps[cut.id]) for cut in cuts if cut.id in hyps), path)
     logging.info(f"The NeMo manifest with pred_text is in {path}")
     return path
 

@@ -11,6 +11,11 @@ Resuming mid-epoch: the training loop saves ``train_dl.sampler.state_dict()`` in
 and passes it back as ``train_dataloaders(cuts, sampler_state_dict=...)``. The state records the
 batches the loop actually received (not the ones the DataLoader prefetched), so the resumed run
 continues at exactly the next batch.
+
+NeMo tarred audio (``--nemo-tarred-manifest`` with ``--nemo-tarred-audio``) replaces the training
+splits' cuts with the tar shards streamed in order (:mod:`icefall_lite.data.nemo_tarred`); their
+features are computed on the fly. The same exact resume holds: fast-forwarding re-reads the
+stream up to the resume point.
 """
 
 import argparse
@@ -20,7 +25,7 @@ import logging
 import os
 import random
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +47,7 @@ from torch.utils.data import DataLoader
 from icefall_lite.data.cuts import load_cut_file, load_cuts
 from icefall_lite.data.features import make_fbank_extractor
 from icefall_lite.data.masks import SpecMasks
+from icefall_lite.data.nemo_tarred import nemo_tarred_cuts
 from icefall_lite.data.shar import load_shar_cuts, shar_split_dir
 from icefall_lite.errors import UsageError
 from icefall_lite.utils import str2bool
@@ -295,6 +301,33 @@ class AsrDataModule:
             "sampler flags and mid-epoch resume work the same; the batches are the same.",
         )
         group.add_argument(
+            "--nemo-tarred-manifest",
+            type=str,
+            default=None,
+            help="Train on a NeMo tarred audio dataset: its manifest (one line per utterance "
+            "with shard_id; NeMo's manifest_filepath), or a brace pattern of per-shard "
+            "manifests 'DIR/manifest_{0..N}.json'. Replaces the training splits' cut "
+            "manifests (validation still reads --manifest-dir or --shar-dir); needs "
+            "--nemo-tarred-audio. The tars are streamed in shard order each epoch and fbank "
+            "is computed on the fly (whatever --on-the-fly-feats says). Bad manifest lines "
+            "and unusable members are logged with their line number and skipped. Sampler: "
+            "--max-duration as usual; --bucketing-sampler works on the stream (duration "
+            "bins from its first 10000 cuts; shuffling and bucketing within a buffer of "
+            "--num-buckets x 2000 cuts, which holds their audio bytes in memory). Mid-epoch "
+            "resume (--start-batch) is exact: the stream is re-read from its first shard and "
+            "the batches the checkpoint had consumed are skipped (metadata only, no features "
+            "computed), so resuming costs one read of the tars up to that point. With "
+            "--world-size N every rank reads every tar and trains on every N-th batch (lhotse's "
+            "sampler), not one rank per shard as NeMo does.",
+        )
+        group.add_argument(
+            "--nemo-tarred-audio",
+            type=str,
+            default=None,
+            help="The tar shards of --nemo-tarred-manifest, in shard-id order, as NeMo's "
+            "tarred_audio_filepaths: a brace pattern 'DIR/audio_{0..N}.tar' (quote it).",
+        )
+        group.add_argument(
             "--max-duration",
             type=float,
             default=200.0,
@@ -461,6 +494,27 @@ class AsrDataModule:
         )
 
     # ------------------------------------------------------------------ cut manifests
+    @property
+    def reads_nemo_tarred(self) -> bool:
+        """Training cuts come from ``--nemo-tarred-manifest``/``--nemo-tarred-audio``."""
+        return bool(getattr(self.args, "nemo_tarred_manifest", None))
+
+    def load_splits(self, prefix: str, splits: Sequence[str]) -> CutSet:
+        """The named splits' cuts (:meth:`load_cuts` each), lazily concatenated."""
+        cuts = self.load_cuts(prefix, splits[0])
+        for split in splits[1:]:
+            cuts = cuts + self.load_cuts(prefix, split)
+        return cuts
+
+    def train_cuts(self, prefix: str, splits: Sequence[str]) -> CutSet:
+        """The training cuts: with ``--nemo-tarred-manifest`` the NeMo tarred set (a lazy
+        stream over its tars, audio in memory, no features), else :meth:`load_splits`."""
+        if not self.reads_nemo_tarred:
+            return self.load_splits(prefix, splits)
+        manifest, tars = self.args.nemo_tarred_manifest, self.args.nemo_tarred_audio
+        logging.info(f"Training on the NeMo tarred set {manifest} with the tars {tars}")
+        return nemo_tarred_cuts(manifest, tars)
+
     def load_cuts(self, prefix: str, split: str) -> CutSet:
         """Lazily open ``<manifest-dir>/<prefix>_cuts_<split>.jsonl.gz`` (see :func:`load_cuts`),
         or with ``--shar-dir`` the Shar shards ``<shar-dir>/<prefix>_<split>/``."""
@@ -479,7 +533,12 @@ class AsrDataModule:
         return load_cut_file(path, made_by="prepare.sh's noise/MUSAN fbank stage").to_eager()
 
     # ------------------------------------------------------------------ dataloaders
-    def _input_strategy(self):
+    def _input_strategy(self, training: bool = False):
+        if training and self.reads_nemo_tarred:
+            # Tarred audio has no stored features. Fault tolerant: a member whose header
+            # read but whose samples do not decode is dropped from its batch (lhotse warns
+            # naming the cut) instead of stopping the epoch.
+            return OnTheFlyFeatures(make_fbank_extractor("lhotse"), fault_tolerant=True)
         if self.args.on_the_fly_feats:
             return OnTheFlyFeatures(make_fbank_extractor("lhotse"))
         if self.args.input_strategy == "OnTheFlyFeatures":
@@ -541,7 +600,7 @@ class AsrDataModule:
             logging.info(f"Training batches get {input_transforms[-1]}")
 
         dataset = K2SpeechRecognitionDataset(
-            input_strategy=self._input_strategy(),
+            input_strategy=self._input_strategy(training=True),
             cut_transforms=transforms,
             input_transforms=input_transforms,
             return_cuts=args.return_cuts,

@@ -38,13 +38,16 @@ __all__ = [
     "ManifestEntry",
     "ManifestError",
     "ManifestReport",
+    "PRED_TEXT",
     "cuts_to_nemo",
+    "entry_line",
     "manifests_to_nemo",
     "nemo_line",
     "nemo_to_cuts",
     "nemo_to_manifests",
     "read_nemo_manifest",
     "write_nemo_manifest",
+    "write_nemo_predictions",
 ]
 
 PathLike = Union[str, Path]
@@ -56,6 +59,9 @@ END_TOLERANCE = 0.05
 # Keys with a meaning of their own; every other key is kept in the supervision's custom dict.
 _SPEAKER_KEY, _LANGUAGE_KEY = "speaker", "lang"
 _KNOWN_KEYS = {"audio_filepath", "duration", "offset", "text", _SPEAKER_KEY, _LANGUAGE_KEY}
+
+# The key of a transcript in NeMo's output manifests (transcribe_speech.py's).
+PRED_TEXT = "pred_text"
 
 
 class ManifestError(UsageError):
@@ -451,6 +457,25 @@ def write_nemo_manifest(lines: Iterable[Dict[str, Any]], path: PathLike) -> int:
             count += 1
     os.replace(tmp, path)
     return count
+
+
+def entry_line(entry: ManifestEntry) -> Dict[str, Any]:
+    """The manifest line of a usable entry as it was read: its keys, ``audio_filepath``
+    resolved, ``offset`` only when non-zero, ``text`` only when given."""
+    line: Dict[str, Any] = {"audio_filepath": entry.audio_path, "duration": entry.duration}
+    if entry.offset:
+        line["offset"] = entry.offset
+    if entry.text:
+        line["text"] = entry.text
+    line.update(entry.extra)
+    return line
+
+
+def write_nemo_predictions(lines: Iterable[Tuple[Dict[str, Any], str]], path: PathLike) -> int:
+    """NeMo's transcription output manifest: each ``(input line, transcript)`` written as the
+    line with ``pred_text`` added, in the given order, atomically; returns the count. What
+    ``decode.py --nemo-manifest`` and ``ASRModel.transcribe_manifest`` write."""
+    return write_nemo_manifest(({**line, PRED_TEXT: text} for line, text in lines), path)
 
 
 def cuts_to_nemo(cuts: Iterable[Cut], path: PathLike, relative: bool = True) -> int:

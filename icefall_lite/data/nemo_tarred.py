@@ -74,6 +74,9 @@ class NeMoTarredIterator:
       tars: the tar shards in shard-id order; a brace pattern (``audio_{0..7}.tar``) or a list.
       strict: raise :class:`~icefall_lite.data.nemo.ManifestError` on a bad line.
       require_text: an entry without text is bad (False for unlabeled audio).
+    Raises:
+      FileNotFoundError: a manifest or tar is missing (checked here, before any reading).
+      ValueError: neither one manifest nor one per tar.
     """
 
     def __init__(
@@ -92,9 +95,13 @@ class NeMoTarredIterator:
                 f"{len(self.manifests)} manifests for {len(self.tars)} tar shards: give one "
                 "manifest with shard_id, or one per shard"
             )
-        missing = [path for path in self.tars if not Path(path).is_file()]
-        if missing:
-            raise FileNotFoundError(f"NeMo tar shard(s) not found: {', '.join(missing[:5])}")
+        for what, paths in (("manifest", self.manifests), ("tar shard", self.tars)):
+            missing = [path for path in paths if not Path(path).is_file()]
+            if missing:
+                raise FileNotFoundError(
+                    f"NeMo {what}(s) not found: {', '.join(missing[:5])}"
+                    + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                )
 
     def _entries_by_shard(self) -> Dict[int, Dict[str, List[Tuple[ManifestReport, ManifestEntry]]]]:
         """shard id -> member name -> (report, entry) in manifest order, validated (no audio

@@ -137,14 +137,12 @@ def check_ipl_arguments(params: Mapping[str, Any], training: bool = True) -> Non
             params["ipl_decoding_method"], params["use_transducer"], params["use_ctc"]
         )
     if params.get("ipl_tarred_audio"):
-        from icefall_lite.data.nemo_tarred import expand_braces
+        from icefall_lite.data.nemo_tarred import NeMoTarredIterator
 
-        for pattern in (str(unlabeled), params["ipl_tarred_audio"]):
-            missing = [p for p in expand_braces(pattern) if not Path(p).is_file()]
-            if missing:
-                raise FileNotFoundError(
-                    f"--ipl-unlabeled-cuts/--ipl-tarred-audio: {missing[0]} not found"
-                )
+        try:
+            NeMoTarredIterator(str(unlabeled), params["ipl_tarred_audio"])  # reads nothing
+        except (OSError, ValueError) as error:
+            raise ValueError(f"--ipl-unlabeled-cuts/--ipl-tarred-audio: {error}") from None
         if training and not params.get("on_the_fly_feats"):
             raise ValueError(
                 "--ipl-tarred-audio: tarred audio has no stored features; train with "

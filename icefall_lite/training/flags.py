@@ -13,6 +13,7 @@ from typing import Tuple
 import torch
 
 from icefall_lite.data import cuts_filename
+from icefall_lite.data.nemo_tarred import NeMoTarredIterator
 from icefall_lite.data.shar import SHAR_INFO, shar_split_dir
 from icefall_lite.dist import add_dist_arguments, is_torchrun
 from icefall_lite.ipl.flags import add_ipl_arguments, check_ipl_arguments
@@ -29,6 +30,7 @@ __all__ = [
     "OPTIMIZERS",
     "novograd_betas",
     "add_training_arguments",
+    "check_nemo_tarred_arguments",
     "check_training_arguments",
     "get_training_params",
     "resolve_global_batch",
@@ -402,6 +404,8 @@ def check_training_arguments(params: AttributeDict) -> None:
             raise FileNotFoundError(f"--start-epoch {params.start_epoch}: {resume} not found")
     # The splits are named by train() (a test may check the flags alone).
     splits = list(params.get("train_splits", [])) + list(params.get("valid_splits", []))
+    if check_nemo_tarred_arguments(params):  # the training splits come from the tars
+        splits = list(params.get("valid_splits", []))
     if params.get("cuts_prefix") and params.get("shar_dir") is not None:
         for split in splits:
             folder = shar_split_dir(params.shar_dir, params.cuts_prefix, split)
@@ -421,6 +425,26 @@ def check_training_arguments(params: AttributeDict) -> None:
             check_manifest_head(filename)
     check_model_arguments(params)
     check_ipl_arguments(params)
+
+
+def check_nemo_tarred_arguments(params: AttributeDict) -> bool:
+    """``--nemo-tarred-manifest`` and ``--nemo-tarred-audio``: both or neither, their files
+    present, one manifest or one per tar. Returns whether they are given."""
+    manifest, audio = params.get("nemo_tarred_manifest"), params.get("nemo_tarred_audio")
+    if not manifest and not audio:
+        return False
+    if not manifest or not audio:
+        given, needed = (
+            ("--nemo-tarred-manifest", "--nemo-tarred-audio 'DIR/audio_{0..N}.tar'")
+            if manifest
+            else ("--nemo-tarred-audio", "--nemo-tarred-manifest DIR/tarred_audio_manifest.json")
+        )
+        raise ValueError(f"{given} needs {needed}")
+    try:
+        NeMoTarredIterator(manifest, audio)  # checks the files; reads nothing
+    except (OSError, ValueError) as error:
+        raise ValueError(f"--nemo-tarred-manifest/--nemo-tarred-audio: {error}") from None
+    return True
 
 
 def novograd_betas(text: str) -> Tuple[float, float]:

@@ -277,15 +277,8 @@ class _TrainingData:
         params = state.params
         self.state = state
         self.module = AsrDataModule(params)
-        self.labelled_cuts = self._split_cuts(params.train_splits)
-        self.valid_cuts = self._split_cuts(params.valid_splits)
-
-    def _split_cuts(self, splits: List[str]):
-        """The named splits' cuts (lazily concatenated)."""
-        cuts = self.module.load_cuts(self.state.params.cuts_prefix, splits[0])
-        for split in splits[1:]:
-            cuts = cuts + self.module.load_cuts(self.state.params.cuts_prefix, split)
-        return cuts
+        self.labelled_cuts = self.module.train_cuts(params.cuts_prefix, params.train_splits)
+        self.valid_cuts = self.module.load_splits(params.cuts_prefix, params.valid_splits)
 
     def train_loader(self, cuts: Any, sampler_state: Optional[Dict[str, Any]]) -> Any:
         """The training loader over ``cuts``, filtered with a report (too short for their

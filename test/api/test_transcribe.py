@@ -98,6 +98,33 @@ def test_manifest_offsets_select_segments(models, wavs, tmp_path):
     assert model.transcribe(manifest) == model.transcribe(wavs[1])
 
 
+def test_manifest_with_offsets_writes_pred_text_lines(models, wavs, tmp_path, caplog):
+    model = models["offline"]
+    whole = np.concatenate([sf.read(w, dtype="float32")[0] for w in wavs[:2]])
+    sf.write(tmp_path / "two.wav", whole, 16000)
+    first, second = (sf.info(w).frames / 16000 for w in wavs[:2])
+    lines = [
+        {"audio_filepath": "two.wav", "duration": second, "offset": first, "speaker": "b"},
+        {"audio_filepath": "two.wav", "duration": 9.0, "offset": 1.0, "text": "PAST THE END"},
+        {"audio_filepath": "two.wav", "duration": first, "text": "REF", "lang": "en"},
+    ]
+    manifest = tmp_path / "segments.jsonl"
+    manifest.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    expected = [model.transcribe(wavs[1])[0], model.transcribe(wavs[0])[0]]
+    assert expected[0] != expected[1]  # the segments are told apart
+    # batch_size=1: each segment decoded alone, as the files are (padding alters the edges).
+    with caplog.at_level(logging.WARNING):
+        assert model.transcribe(manifest, batch_size=1) == expected
+    assert f"{manifest}:2: segment past end" in caplog.text
+    out = model.transcribe_manifest(manifest, tmp_path / "out" / "pred.json", batch_size=1)
+    written = [json.loads(x) for x in out.read_text().splitlines()]
+    # The usable input lines, in order, audio paths resolved, every key kept, and pred_text.
+    assert written == [
+        dict(line, audio_filepath=str(tmp_path / "two.wav"), pred_text=text)
+        for line, text in zip([lines[0], lines[2]], expected)
+    ]
+
+
 def test_generator_yields_in_order_lazily(models, wavs, expected):
     model = models["offline"]
     inputs = [str(w) for w in wavs] * 2
