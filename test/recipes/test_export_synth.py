@@ -121,5 +121,24 @@ def test_export_and_pretrained_scripts_agree(tmp_path, causal):
         assert texts[kind]["a.wav"] and texts[kind]["b.wav"]
         assert texts[kind]["a.wav"] != texts[kind]["b.wav"]
     assert texts["pretrained"] == texts["jit"] == texts["onnx"]
-    # int8 weights may change a token or two, but the models are the same ones.
-    assert texts["int8"]["a.wav"].split()[:1] == texts["onnx"]["a.wav"].split()[:1]
+    # int8 weights are the same model's, quantised: the joiner's logits stay close to fp32's.
+    # (Not compared by transcript: on a random model the int8 kernels of some CPUs, e.g. without
+    # VNNI, flip its near-tied argmax; seen on one machine of this kind, 2026-12-02.)
+    assert _int8_joiner_cosine(tmp_path / parts[2], tmp_path / int8[2]) > 0.95
+
+
+def _int8_joiner_cosine(fp32: Path, int8: Path) -> float:
+    """Cosine similarity of the fp32 and int8 joiners' logits on the same random inputs."""
+    import numpy as np
+    import onnxruntime as ort
+
+    sessions = [
+        ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (fp32, int8)
+    ]
+    feeds = {}
+    rng = np.random.default_rng(0)
+    for arg in sessions[0].get_inputs():
+        shape = [d if isinstance(d, int) else 16 for d in arg.shape]
+        feeds[arg.name] = rng.standard_normal(shape).astype(np.float32)
+    a, b = (s.run(None, feeds)[0].ravel() for s in sessions)
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
