@@ -27,7 +27,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from icefall_lite.errors import UsageError
+from icefall_lite.errors import USER_ERRORS, UsageError, debug_from_env
 from icefall_lite.utils import str2bool
 
 __all__ = [
@@ -221,10 +221,6 @@ def launch(
 
 # Exit status of a spawned rank that stopped on a user error (its exception is in the queue).
 _USER_ERROR_EXIT = 3
-# The user's mistakes a rank reports to the parent instead of a traceback (the same classes as
-# icefall_lite.cli.errors.USER_ERRORS, which imports this module's callers, not the reverse).
-_RANK_USER_ERRORS = (UsageError, OSError)
-_DEBUG_ENV = "ICEFALL_LITE_DEBUG"
 
 
 def _rank_main(rank: int, run_fn: Callable, world_size: int, args: Any, errors: Any) -> None:
@@ -232,12 +228,12 @@ def _rank_main(rank: int, run_fn: Callable, world_size: int, args: Any, errors: 
     the parent through ``errors`` and ends the rank with ``_USER_ERROR_EXIT``, so the parent
     prints the one line the single-process run prints instead of torch's traceback of the
     child. With ``ICEFALL_LITE_DEBUG=1`` (``--debug``) the traceback is kept."""
-    if os.environ.get(_DEBUG_ENV, "").strip().lower() in ("1", "true", "yes"):
+    if debug_from_env():
         run_fn(rank, world_size, args)
         return
     try:
         run_fn(rank, world_size, args)
-    except _RANK_USER_ERRORS as error:
+    except USER_ERRORS as error:
         # Sent as a plain UsageError / OSError: a subclass with its own __init__ might not
         # survive pickling, the message does.
         if isinstance(error, OSError) and not isinstance(error, UsageError):

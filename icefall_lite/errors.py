@@ -8,8 +8,24 @@ its traceback. ``UsageError`` is a ``ValueError``, so code written against ``Val
 catching it.
 """
 
-__all__ = ["UsageError"]
+import os
+
+__all__ = ["DEBUG_ENV", "USER_ERRORS", "UsageError", "debug_from_env"]
+
+# Set to 1/true/yes (or --debug on a recipe script's command line): user errors keep their
+# tracebacks.
+DEBUG_ENV = "ICEFALL_LITE_DEBUG"
 
 
 class UsageError(ValueError):
     """Bad input the user can correct; the message names it (flag, file, cut) and the fix."""
+
+
+# What counts as the user's mistake: a UsageError, or an OSError (missing file, not a
+# directory, permission denied, disk full).
+USER_ERRORS = (UsageError, OSError)
+
+
+def debug_from_env() -> bool:
+    """``ICEFALL_LITE_DEBUG`` is set to 1/true/yes."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes")

@@ -24,19 +24,14 @@ import os
 import sys
 from typing import Callable, Iterator, List, NoReturn, Optional, Sequence
 
-from icefall_lite.errors import UsageError
+from icefall_lite.errors import DEBUG_ENV, USER_ERRORS, UsageError, debug_from_env
 
 __all__ = ["UsageError", "DEBUG_ENV", "debug_requested", "format_error", "run_main"]
-
-DEBUG_ENV = "ICEFALL_LITE_DEBUG"
-USER_ERRORS = (UsageError, OSError)
 
 
 def debug_requested(argv: Sequence[str]) -> bool:
     """``--debug`` in ``argv`` or ``ICEFALL_LITE_DEBUG`` set to 1/true/yes."""
-    if "--debug" in argv:
-        return True
-    return os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes")
+    return "--debug" in argv or debug_from_env()
 
 
 def format_error(error: BaseException) -> str:
@@ -82,6 +77,7 @@ def run_main(
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = debug_requested(argv)
     argv = [a for a in argv if a != "--debug"]
+    saved_env = os.environ.get(DEBUG_ENV)
     if debug:
         # Spawned DDP ranks read it (icefall_lite.dist): they keep their tracebacks too.
         os.environ[DEBUG_ENV] = "1"
@@ -96,4 +92,10 @@ def run_main(
             raise
         print(f"{prog}: error: {format_error(error)}", file=sys.stderr)
         sys.exit(1)
+    finally:
+        # Restored for a caller in the same process (tests call main() in-process).
+        if saved_env is None:
+            os.environ.pop(DEBUG_ENV, None)
+        else:
+            os.environ[DEBUG_ENV] = saved_env
     sys.exit(status or 0)
