@@ -291,7 +291,9 @@ class _TrainingData:
             return_report=True,
             subsampling=state.bare_model.output_frames,
         )
-        params.epoch_num_cuts = report.num_kept  # for the progress/ETA of the log lines
+        # For the progress/ETA of the log lines, which count this rank's cuts: each of the
+        # world_size ranks' samplers yields about 1 / world_size of them per epoch.
+        params.epoch_num_cuts = report.num_kept / max(1, params.get("world_size", 1))
         train_dl = self.module.train_dataloaders(
             cuts, sampler_state_dict=sampler_state, seed=params.seed
         )

@@ -86,6 +86,9 @@ def make_tree(tmp_path: Path, scripts: list[str], human_audio: bool = True) -> P
     (tmp_path / "icefall_lite").symlink_to(REPO_ROOT / "icefall_lite")
     recipe = tmp_path / "egs" / "synth" / "ASR"
     (recipe / "zipformer").mkdir(parents=True)
+    # run_synth.sh reads the recipe's batch size from it (the default world size splits it).
+    defaults = REPO_ROOT / "egs" / "synth" / "ASR" / "zipformer" / "recipe_defaults.py"
+    shutil.copy(defaults, recipe / "zipformer" / "recipe_defaults.py")
     for name in scripts:
         path = recipe / name
         if name == "prepare.sh":
@@ -221,6 +224,40 @@ def test_full_causal_run(tmp_path: Path) -> None:
             expected.append([label, test_set, f"{base + i / 10:.2f}", f"epoch-3_avg-2, {context}"])
     assert rows[1:] == expected
     assert re.search(r"stage 7 results .* 9 WER result\(s\)", proc.stdout)
+
+
+@pytest.mark.parametrize(
+    "cores, args, expected, absent",
+    [
+        # 2 cores, no GPU: 2 one-thread ranks, each with half of the recipe's 30 s batch.
+        ("2", [], "--world-size 2 --global-batch-size 30", "--max-duration"),
+        # One core: one process, the recipe's own batch.
+        ("1", [], None, "--world-size"),
+        # What the user asks for wins.
+        ("2", ["--world-size", "1"], "--world-size 1", "--global-batch-size"),
+        ("2", ["--max-duration", "20"], "--world-size 2 --max-duration 20", "--global-batch"),
+    ],
+)
+def test_default_world_size_splits_the_batch_over_the_cores(
+    tmp_path: Path, cores: str, args: list[str], expected: str, absent: str
+) -> None:
+    root = make_tree(tmp_path, ["zipformer/train.py"])
+    # nproc counts OMP_NUM_THREADS as the cores the job may use; no GPU is visible.
+    proc = run(
+        root,
+        "--stage",
+        "2",
+        "--stop-stage",
+        "2",
+        *args,
+        OMP_NUM_THREADS=cores,
+        CUDA_VISIBLE_DEVICES="",
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (train,) = calls(root)
+    if expected is not None:
+        assert expected in train
+    assert absent not in train
 
 
 def test_non_causal_model_skips_streaming_and_exports_offline(tmp_path: Path) -> None:
