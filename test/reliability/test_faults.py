@@ -65,6 +65,116 @@ def test_sigkill_during_save_leaves_the_previous_checkpoint(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["epoch-1.pt"]
 
 
+# The sampler both the killed child and this process build: 300 cuts of 1 to 3.7 s in buckets.
+_MAKE_SAMPLER = textwrap.dedent("""
+    import warnings
+    from lhotse import CutSet
+    from lhotse.testing.dummies import dummy_cut
+    from icefall_lite.data.datamodule import ExactResumeBucketingSampler
+
+    def make_sampler():
+        cuts = CutSet.from_cuts(
+            dummy_cut(i, duration=1.0 + (7 * i % 10) * 0.3, recording_duration=4.0)
+            for i in range(300)
+        )
+        with warnings.catch_warnings():  # lhotse's note on an eager CutSet
+            warnings.simplefilter("ignore")
+            sampler = ExactResumeBucketingSampler(
+                cuts, max_duration=12.0, shuffle=True, num_buckets=4, drop_last=False, seed=18
+            )
+        sampler.set_epoch(3)
+        return sampler
+    """)
+
+# Saves a checkpoint carrying the sampler's state after every batch, as the training loop does
+# (the count of consumed batches is what _CountingDataLoader sets). Given a batch number, the
+# save of that batch says so from inside lhotse's DynamicBucketingSampler.state_dict (called by
+# ExactResumeBucketingSampler.state_dict, called by save_checkpoint) and pauses there, so that
+# the parent's kill lands inside it.
+_SAMPLER_SAVER = _MAKE_SAMPLER + textwrap.dedent("""
+    import sys, time
+    import torch
+    from lhotse.dataset import DynamicBucketingSampler
+    from icefall_lite.checkpoint import save_checkpoint
+
+    out, pause_at = sys.argv[1], int(sys.argv[2])
+    lhotse_state_dict = DynamicBucketingSampler.state_dict
+    k = 0
+
+    def paused_state_dict(self):
+        state = lhotse_state_dict(self)
+        if k == pause_at:
+            print(f"in-state-dict {k}", flush=True)
+            time.sleep(2.0)  # the parent kills within 0.2 s
+            print(f"left-state-dict {k}", flush=True)
+        return state
+
+    DynamicBucketingSampler.state_dict = paused_state_dict
+    model = torch.nn.Linear(1024, 1024)  # ~4 MB of weights
+    sampler = make_sampler()
+    for k, batch in enumerate(sampler, start=1):
+        sampler.num_batches_consumed = k
+        params = {"k": k, "last_batch": [cut.id for cut in batch]}
+        save_checkpoint(out, model, params=params, sampler=sampler)
+        print(f"saved {k}", flush=True)
+    print("done", flush=True)
+    """)
+
+
+def _batch_ids(sampler) -> list:
+    return [[cut.id for cut in batch] for batch in sampler]
+
+
+def test_sigkill_inside_the_sampler_state_write_resumes_the_sampler_exactly(tmp_path):
+    """Kill a child that saves a checkpoint with the sampler's state after every batch: twice
+    inside ``sampler.state_dict()`` (at a seeded batch, a seeded moment into the call) and
+    once at a seeded moment of the loop (mostly in the write of the file that carries it).
+    Each time the file holds the previous whole checkpoint, and a fresh sampler restored from
+    it yields exactly the batches an uninterrupted run yields after that one."""
+    namespace: dict = {}
+    exec(_MAKE_SAMPLER, namespace)
+    make_sampler = namespace["make_sampler"]
+    reference = _batch_ids(make_sampler())
+    assert len(reference) >= 20
+    rng = random.Random(18)
+    out = tmp_path / "checkpoint-8.pt"
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    for mode in ("inside", "inside", "anywhere"):
+        out.unlink(missing_ok=True)
+        target = rng.randint(2, 10) if mode == "inside" else 0
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _SAMPLER_SAVER, str(out), str(target)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        if mode == "inside":
+            while proc.stdout.readline().strip() != f"in-state-dict {target}":
+                assert proc.poll() is None, "the saver ended before the chosen batch"
+        else:
+            assert proc.stdout.readline().strip() == "saved 1"
+        time.sleep(rng.uniform(0.0, 0.2))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        tail = proc.stdout.read().split()
+        proc.stdout.close()
+        assert "done" not in tail, "the saver finished before it was killed"
+        if mode == "inside":
+            assert "left-state-dict" not in tail, "the kill came after sampler.state_dict()"
+
+        checkpoint = read_checkpoint(out)
+        k = checkpoint["k"]
+        if mode == "inside":
+            assert k == target - 1  # the save under way was lost, the previous one is whole
+        assert checkpoint["last_batch"] == reference[k - 1]
+        assert checkpoint["sampler"]["num_batches_consumed"] == k
+        resumed = make_sampler()
+        resumed.load_state_dict(checkpoint["sampler"])
+        assert _batch_ids(resumed) == reference[k:], f"{mode}: resume after batch {k}"
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name != out.name]
+    assert all(name.startswith(f".{out.name}.") and name.endswith(".tmp") for name in leftovers)
+
+
 def _enospc_after(monkeypatch, good_saves: int):
     """Patch torch.save: after ``good_saves`` calls, write half a file then fail with ENOSPC
     (what a full disk does)."""
