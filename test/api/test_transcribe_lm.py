@@ -225,3 +225,20 @@ def test_cli_flags(models, packages, wavs, arpa, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 1 and len(lines) == 1, proc.stderr
     assert f"--lm-path {missing}: no such ARPA file" in lines[0]
+
+
+def test_pretrained_py_fuses_through_the_api(models, checkpoints, lang, wavs, arpa, capsys):
+    from icefall_lite.cli.pretrained import pretrained_parser, run_pretrained
+
+    files = [str(w) for w in wavs[:2]]
+    expected = models["ctc"].transcribe(files, decoding_method="ctc_prefix_beam_search",
+                                        lm_path=arpa["skewed"], lm_scale=5.0)  # fmt: skip
+    argv = ["--checkpoint", str(checkpoints["ctc"]), "--tokens", str(lang["tokens"]),
+            "--decoding-method", "ctc_prefix_beam_search", "--lm-type", "ngram",
+            "--lm-path", str(arpa["skewed"]), "--lm-scale", "5.0"]  # fmt: skip
+    assert run_pretrained(pretrained_parser("test"), argv + files) == 0
+    printed = capsys.readouterr().out
+    assert printed.split("\n\n")[:2] == [f"{f}:\n{t}" for f, t in zip(files, expected)]
+    argv[argv.index(str(arpa["skewed"]))] = "none.arpa"
+    with pytest.raises(UsageError, match="--lm-path none.arpa: no such ARPA file"):
+        run_pretrained(pretrained_parser("test"), argv + files)
