@@ -803,7 +803,8 @@ class ASRModel:
             LM, default; ``lm_scale``, default 0.3; ``word_insertion_bonus``, default 0.0;
             decode.py's ``--lm-type ngram`` flags, for ``ctc_prefix_beam_search`` and
             ``modified_beam_search``, in every path: batched files, long-audio windows and
-            streaming; the LM is read once and kept, see :meth:`lm_fusion`) and long-audio
+            streaming, where an endpoint restarts the LM's history with the search's; the
+            LM is read once and kept, see :meth:`lm_fusion`) and long-audio
             settings (``long_audio`` = auto/streaming/chunked, ``long_audio_seconds``,
             ``chunk_seconds``, ``overlap_seconds``, ``endpoint_seconds``).
         Returns:
