@@ -15,9 +15,17 @@ line, ``offset``/``duration`` honoured), a Kaldi ``wav.scp`` (``.scp``), or a li
 Files of any sample rate and channel count are read (resampled, first channel, with a note).
 Inputs longer than ``long_audio_seconds`` go through :mod:`icefall_lite.api.long_audio`, with
 memory bounded whatever their length.
+
+A token-level n-gram LM (an ARPA file over the package's tokens, as prepare.sh's LM stage
+builds it) is fused into ``ctc_prefix_beam_search`` and ``modified_beam_search`` as decode.py's
+``--lm-type ngram`` fuses it::
+
+    texts = model.transcribe(files, decoding_method="ctc_prefix_beam_search",
+                             lm_path="data/lm/lang_bpe_500_5gram.arpa", lm_scale=0.3)
 """
 
 import logging
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,8 +62,15 @@ from icefall_lite.errors import UsageError
 from icefall_lite.export.transcribe import parse_tokens
 from icefall_lite.models.interface import has_ctc_head, has_transducer
 from icefall_lite.models.registry import DEFAULT_FAMILY, build_model
-from icefall_lite.search.decoding import CTC_METHODS, DECODING_METHODS, TRANSDUCER_METHODS, search
+from icefall_lite.search.decoding import (
+    CTC_METHODS,
+    DECODING_METHODS,
+    LM_METHODS,
+    TRANSDUCER_METHODS,
+    search,
+)
 from icefall_lite.search.hypothesis import DecodingResult
+from icefall_lite.search.lm_fusion import LmFusion
 from icefall_lite.streaming import LOG_EPS, STREAMING_DECODING_METHODS, StreamingSearch
 from icefall_lite.streaming.stream import encode_utterances
 from icefall_lite.utils import AttributeDict
@@ -81,6 +96,11 @@ SEARCH_DEFAULTS: Dict[str, Any] = {
     "max_sym_per_frame": 1,
     "num_paths": 200,
     "nbest_scale": 0.5,
+    # n-gram LM shallow fusion (decode.py's --lm-type ngram --lm-path --lm-scale
+    # --word-insertion-bonus): an ARPA file over the package's tokens; None: no LM.
+    "lm_path": None,
+    "lm_scale": 0.3,
+    "word_insertion_bonus": 0.0,
 }
 # Long-audio settings: inputs longer than long_audio_seconds are decoded in windows of
 # chunk_seconds overlapping by overlap_seconds (or streamed, for a causal model).
@@ -296,6 +316,7 @@ class ASRModel:
         self.subsampling = max(1, int(round(probe / float(model.output_frames(probe)))))
         self.frame_shift = 0.01 * self.subsampling
         self._streaming_encoder = None
+        self._lm_fusions: Dict[tuple, LmFusion] = {}
 
     # ------------------------------------------------------------------ building and saving
     @property
@@ -450,7 +471,38 @@ class ASRModel:
             return method
         return "greedy_search" if has_transducer(self.model) else "ctc_greedy_search"
 
+    def lm_fusion(
+        self,
+        lm_path: PathLike,
+        lm_scale: float = SEARCH_DEFAULTS["lm_scale"],
+        word_insertion_bonus: float = SEARCH_DEFAULTS["word_insertion_bonus"],
+        what: str = "lm_path",
+    ) -> LmFusion:
+        """The n-gram LM of the ARPA file ``lm_path`` with its fusion weights, as
+        ``transcribe(lm_path=...)`` fuses it: read once per (file, scale, bonus) and kept on
+        this model, its words checked against the package's tokens.
+
+        Args:
+          lm_path: ARPA file (plain or ``.gz``) over the model's BPE tokens.
+          lm_scale: weight of the LM's log-probabilities in the search score.
+          word_insertion_bonus: added for every word begun.
+          what: how the caller names the file in messages (``--lm-path`` for a command line).
+        Raises:
+          UsageError: the file is missing or not ARPA, or its words are not the model's tokens
+            (one line naming the file).
+        """
+        from icefall_lite.lm import load_token_lm_fusion
+
+        key = (str(Path(lm_path).resolve()), float(lm_scale), float(word_insertion_bonus))
+        if key not in self._lm_fusions:
+            self._lm_fusions[key] = load_token_lm_fusion(
+                lm_path, self.symbols, float(lm_scale), float(word_insertion_bonus), what
+            )
+        return self._lm_fusions[key]
+
     def _settings(self, decoding_method: Optional[str], options: Mapping[str, Any]) -> Dict:
+        """The search and long-audio settings of one call, checked; ``settings["fusion"]`` is
+        the LM to fuse (:meth:`lm_fusion`) or None."""
         unknown = set(options) - set(SEARCH_DEFAULTS) - set(LONG_AUDIO_DEFAULTS)
         if unknown:
             raise TypeError(
@@ -494,7 +546,28 @@ class ASRModel:
                 f"overlap_seconds ({settings['overlap_seconds']}) must be >= 0 and less than "
                 f"half of chunk_seconds ({settings['chunk_seconds']})"
             )
+        settings["fusion"] = self._settings_fusion(settings)
         return settings
+
+    def _settings_fusion(self, settings: Mapping[str, Any]) -> Optional[LmFusion]:
+        """The LM that ``lm_path``, ``lm_scale`` and ``word_insertion_bonus`` name, checked as
+        decode.py checks ``--lm-type ngram`` (None without ``lm_path``)."""
+        for key in ("lm_scale", "word_insertion_bonus"):
+            if not isinstance(settings[key], numbers.Real) or isinstance(settings[key], bool):
+                raise UsageError(f"{key} must be a number, got {settings[key]!r}")
+        if settings["lm_scale"] < 0:
+            raise UsageError(f"lm_scale must be >= 0, got {settings['lm_scale']}")
+        if settings["lm_path"] is None:
+            return None
+        method = settings["decoding_method"]
+        if method not in LM_METHODS:
+            raise UsageError(
+                f"lm_path: n-gram LM fusion works with decoding_method "
+                f"{' or '.join(LM_METHODS)}, not {method}"
+            )
+        return self.lm_fusion(
+            settings["lm_path"], settings["lm_scale"], settings["word_insertion_bonus"]
+        )
 
     def _can_stream(self, method: str) -> bool:
         return self.causal and self.chunk_size > 0 and method in STREAMING_DECODING_METHODS
@@ -527,9 +600,10 @@ class ASRModel:
             encoder_out, encoder_out_lens = encode_utterances(
                 self.model, x, lens, self.causal, self.chunk_size
             )
-            for i, result in zip(
-                usable, search(settings, self.model, encoder_out, encoder_out_lens)
-            ):
+            decoded = search(
+                settings, self.model, encoder_out, encoder_out_lens, fusion=settings["fusion"]
+            )
+            for i, result in zip(usable, decoded):
                 results[i] = result
         return results  # type: ignore[return-value]
 
@@ -538,15 +612,19 @@ class ASRModel:
             yield self._normalize(chunk)
 
     def _streaming_search(self, settings: Mapping) -> StreamingSearch:
-        return StreamingSearch(
-            self.model,
-            settings["decoding_method"],
-            max_sym_per_frame=settings["max_sym_per_frame"],
-            beam_size=settings["beam_size"],
-            beam=settings["beam"],
-            max_states=settings["max_states"],
-            max_contexts=settings["max_contexts"],
-        )
+        try:
+            return StreamingSearch(
+                self.model,
+                settings["decoding_method"],
+                max_sym_per_frame=settings["max_sym_per_frame"],
+                beam_size=settings["beam_size"],
+                beam=settings["beam"],
+                max_states=settings["max_states"],
+                max_contexts=settings["max_contexts"],
+                fusion=settings["fusion"],
+            )
+        except ValueError as error:  # an LM the streaming search cannot fuse: never ignored
+            raise UsageError(f"lm_path with long audio: {error}") from None
 
     @torch.no_grad()
     def _decode_windows(self, windows: List[Tensor], settings: Mapping) -> List[DecodingResult]:
@@ -720,14 +798,22 @@ class ASRModel:
           sample_rate: the rate of array inputs (files carry their own).
           errors: ``"raise"`` (default) or ``"skip"`` (None for an unreadable input).
           options: search settings (``beam_size``, ``max_sym_per_frame``, ``beam``,
-            ``max_states``, ``max_contexts``, ``num_paths``, ``nbest_scale``) and long-audio
+            ``max_states``, ``max_contexts``, ``num_paths``, ``nbest_scale``), n-gram LM
+            shallow fusion (``lm_path``: an ARPA file over the package's tokens, None for no
+            LM, default; ``lm_scale``, default 0.3; ``word_insertion_bonus``, default 0.0;
+            decode.py's ``--lm-type ngram`` flags, for ``ctc_prefix_beam_search`` and
+            ``modified_beam_search``, in every path: batched files, long-audio windows and
+            streaming, where an endpoint restarts the LM's history with the search's; the
+            LM is read once and kept, see :meth:`lm_fusion`) and long-audio
             settings (``long_audio`` = auto/streaming/chunked, ``long_audio_seconds``,
-            ``chunk_seconds``, ``overlap_seconds``).
+            ``chunk_seconds``, ``overlap_seconds``, ``endpoint_seconds``).
         Returns:
           one text (or Hypothesis) per input, in input order; silence gives ``""``.
         Raises:
           AudioReadError: an input is missing, empty, not audio or has no samples (the
-            message names it); UsageError: bad settings.
+            message names it); UsageError: bad settings (among them ``lm_path`` with a method
+            that cannot fuse an LM, ``lm_scale`` < 0, a missing or malformed ARPA file or one
+            over other tokens).
         """
         return list(
             self.transcribe_generator(
@@ -755,7 +841,8 @@ class ASRModel:
         ``decode.py --nemo-manifest`` writes it (:func:`~icefall_lite.data.nemo.
         write_nemo_predictions`); default ``<manifest stem>_pred.json`` beside it, written
         atomically. Bad lines are logged with their line number and left out, an unreadable
-        audio file too. Returns the output's path."""
+        audio file too. ``decoding_method`` and ``options`` (``lm_path``, ...) as for
+        :meth:`transcribe`. Returns the output's path."""
         from icefall_lite.data.nemo import write_nemo_predictions
 
         manifest = Path(manifest)

@@ -439,8 +439,9 @@ def load_lm_fusion(params: Mapping[str, Any], sp: Any) -> Optional[LmFusion]:
     vocabulary mismatch is a one-line UsageError."""
     if params.get("lm_type", "none") == "none":
         return None
-    from icefall_lite.lm import load_token_lm
+    from icefall_lite.lm import load_token_lm_fusion
 
     pieces = [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
-    lm = load_token_lm(params["lm_path"], pieces, what="--lm-path")
-    return LmFusion(lm, params["lm_scale"], params.get("word_insertion_bonus", 0.0))
+    return load_token_lm_fusion(
+        params["lm_path"], pieces, params["lm_scale"], params.get("word_insertion_bonus", 0.0)
+    )

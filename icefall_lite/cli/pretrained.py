@@ -141,10 +141,11 @@ def run_pretrained(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
     Through the Python API (:class:`icefall_lite.ASRModel`): files are decoded in batches, a
     causal model the way chunk-wise streaming would (simulated streaming), and a file longer
     than 30 s chunk by chunk (streamed, or in overlapping windows), so memory does not grow
-    with its length. With ``--stream-norm 1`` or ``--lm-type ngram``, which the API does not
-    offer, whole files through :func:`_pretrained_transcriber`."""
+    with its length; ``--lm-type ngram`` fuses the LM as decode.py does. With
+    ``--stream-norm 1``, which the API does not offer, whole files through
+    :func:`_pretrained_transcriber`."""
     params = _parse(parser, argv)
-    if params.get("stream_norm") or params.get("lm_type", "none") != "none":
+    if params.get("stream_norm"):
         transcribe = _pretrained_transcriber(params)
         return print_transcripts(params["sound_files"], transcribe(params["sound_files"]))
     from icefall_lite.api import ASRModel
@@ -160,11 +161,20 @@ def run_pretrained(parser: argparse.ArgumentParser, argv: Sequence[str]) -> int:
         "num_paths",
         "nbest_scale",
     )
+    lm: Dict = {}
+    if params.get("lm_type", "none") != "none":
+        lm = dict(
+            lm_path=params["lm_path"],
+            lm_scale=params["lm_scale"],
+            word_insertion_bonus=params.get("word_insertion_bonus", 0.0),
+        )
+        model.lm_fusion(**lm, what="--lm-path")  # loaded once; a bad file named by its flag
     texts = model.transcribe(
         params["sound_files"],
         decoding_method=params["decoding_method"],
         errors="skip",
         **{key: params[key] for key in search_flags},
+        **lm,
     )
     return print_transcripts(params["sound_files"], texts)
 
@@ -223,11 +233,11 @@ def _pretrained_transcriber(params: Dict) -> Callable[[Sequence[str]], List[Opti
     fusion = None
     if params.get("lm_type", "none") != "none":
         # The LM's words must be the model's tokens (tokens.txt's symbols are the BPE pieces).
-        from icefall_lite.lm import load_token_lm
-        from icefall_lite.search.lm_fusion import LmFusion
+        from icefall_lite.lm import load_token_lm_fusion
 
-        lm = load_token_lm(params["lm_path"], symbols, what="--lm-path")
-        fusion = LmFusion(lm, params["lm_scale"], params.get("word_insertion_bonus", 0.0))
+        fusion = load_token_lm_fusion(
+            params["lm_path"], symbols, params["lm_scale"], params.get("word_insertion_bonus", 0.0)
+        )
     return lambda files: transcribe_offline(params, files, encode, model, symbols, fusion)
 
 

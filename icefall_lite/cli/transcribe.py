@@ -4,6 +4,8 @@ files, a Kaldi ``wav.scp`` or a NeMo JSON manifest with a model package.
     python -m icefall_lite.transcribe --model exp/model-epoch-6-avg-2.icefall a.wav b.flac
     python -m icefall_lite.transcribe --model NAME --json --wav-scp data/wav.scp
     python -m icefall_lite.transcribe --model PKG --manifest test.json --output-manifest out.json
+    python -m icefall_lite.transcribe --model PKG --decoding-method ctc_prefix_beam_search \\
+        --lm-path data/lm/lang_bpe_500_5gram.arpa --lm-scale 0.3 a.wav
 
 Prints ``<input><TAB><text>`` per input (the wav.scp id, else the path), or with ``--json`` one
 JSON object per line with the text, tokens, token start times, words with start/end times and
@@ -64,6 +66,26 @@ def get_parser() -> argparse.ArgumentParser:
         "CTC-only model).",
     )
     parser.add_argument("--beam-size", type=int, default=4, help="Beam searches: hypotheses kept.")
+    parser.add_argument(
+        "--lm-path",
+        type=Path,
+        help="Shallow fusion of this token-level n-gram LM (ARPA, plain or .gz, over the "
+        "package's BPE tokens, as prepare.sh's LM stage builds it) into "
+        "ctc_prefix_beam_search or modified_beam_search, as decode.py's --lm-type ngram "
+        "(default: no LM).",
+    )
+    parser.add_argument(
+        "--lm-scale",
+        type=float,
+        default=0.3,
+        help="--lm-path: weight of the LM's log-probabilities in the search score.",
+    )
+    parser.add_argument(
+        "--word-insertion-bonus",
+        type=float,
+        default=0.0,
+        help="--lm-path: added to the score for every word begun.",
+    )
     parser.add_argument("--batch-size", type=int, default=8, help="Inputs decoded together.")
     parser.add_argument(
         "--long-audio",
@@ -113,10 +135,15 @@ def run_transcribe(argv: Sequence[str]) -> int:
     from icefall_lite.api import ASRModel
 
     model = ASRModel.from_pretrained(args.model, map_location=args.device)
+    if args.lm_path is not None:  # read once here, so a bad file is named by its flag
+        model.lm_fusion(args.lm_path, args.lm_scale, args.word_insertion_bonus, what="--lm-path")
     options = dict(
         batch_size=args.batch_size,
         decoding_method=args.decoding_method,
         beam_size=args.beam_size,
+        lm_path=args.lm_path,
+        lm_scale=args.lm_scale,
+        word_insertion_bonus=args.word_insertion_bonus,
         long_audio=args.long_audio,
         long_audio_seconds=args.long_audio_seconds,
         chunk_seconds=args.chunk_seconds,

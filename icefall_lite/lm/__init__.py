@@ -8,7 +8,12 @@ KenLM's Python module (``pip install kenlm``) reads the same files; it is not ne
 from icefall_lite.lm.arpa import BOS, EOS, UNK, ArpaError, NgramLm, read_arpa
 from icefall_lite.lm.build import build_token_lm
 from icefall_lite.lm.kneser_ney import estimate_discounts, train_kneser_ney, write_arpa
-from icefall_lite.lm.token_lm import LmVocabularyError, TokenNgramLm, load_token_lm
+from icefall_lite.lm.token_lm import (
+    LmVocabularyError,
+    TokenNgramLm,
+    load_token_lm,
+    load_token_lm_fusion,
+)
 
 __all__ = [
     "ArpaError",
@@ -21,6 +26,7 @@ __all__ = [
     "build_token_lm",
     "estimate_discounts",
     "load_token_lm",
+    "load_token_lm_fusion",
     "read_arpa",
     "train_kneser_ney",
     "write_arpa",

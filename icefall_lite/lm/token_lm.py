@@ -12,12 +12,15 @@ with ``▁``.
 """
 
 from pathlib import Path
-from typing import Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Sequence, Tuple, Union
 
 from icefall_lite.errors import UsageError
 from icefall_lite.lm.arpa import BOS, EOS, NgramLm, State, read_arpa
 
-__all__ = ["LmVocabularyError", "TokenNgramLm", "load_token_lm"]
+if TYPE_CHECKING:  # search/ imports torch; the LM tools do not need it
+    from icefall_lite.search.lm_fusion import LmFusion
+
+__all__ = ["LmVocabularyError", "TokenNgramLm", "load_token_lm", "load_token_lm_fusion"]
 
 WORD_START = "\u2581"  # SentencePiece's word-boundary mark
 # Pieces of the BPE model that are not text (never LM words).
@@ -76,3 +79,25 @@ def load_token_lm(
     errors: missing, malformed, vocabulary mismatch)."""
     lm = read_arpa(path, what)
     return TokenNgramLm(lm, pieces, source=f"{what} {path}")
+
+
+def load_token_lm_fusion(
+    path: Union[str, Path],
+    pieces: Sequence[str],
+    scale: float,
+    word_insertion_bonus: float = 0.0,
+    what: str = "--lm-path",
+) -> "LmFusion":
+    """The token LM of the ARPA file ``path`` (checked against ``pieces`` as
+    :func:`load_token_lm` does) with its fusion weights, as the searches take it: what
+    decode.py, pretrained.py and ``ASRModel.transcribe(lm_path=...)`` all fuse.
+
+    Args:
+      pieces: id -> piece of the acoustic model's tokens.
+      scale: weight of the LM's log-probabilities (``--lm-scale``).
+      word_insertion_bonus: added for every word begun (``--word-insertion-bonus``).
+      what: how the caller names the file, for messages (``--lm-path``, ``lm_path``).
+    """
+    from icefall_lite.search.lm_fusion import LmFusion
+
+    return LmFusion(load_token_lm(path, pieces, what), scale, word_insertion_bonus)

@@ -25,7 +25,11 @@ from icefall_lite.streaming.normalization import (
     mel_stats,
     save_mel_stats,
 )
-from icefall_lite.streaming.search import STREAMING_DECODING_METHODS, StreamingSearch
+from icefall_lite.streaming.search import (
+    STREAMING_DECODING_METHODS,
+    STREAMING_LM_METHODS,
+    StreamingSearch,
+)
 from icefall_lite.streaming.states import stack_states, unstack_states
 from icefall_lite.streaming.stream import (
     LOG_EPS,
@@ -44,6 +48,7 @@ __all__ = [
     "FeatureNorm",
     "LOG_EPS",
     "STREAMING_DECODING_METHODS",
+    "STREAMING_LM_METHODS",
     "StreamingSearch",
     "StreamingNormalizer",
     "StreamingStats",
