@@ -51,9 +51,10 @@
 #   --world-size N               training processes (default: 2 on a CPU-only machine with 2 or
 #                                more cores for the Zipformer, each with one thread and half the
 #                                recipe's batch, so every update still sees --max-duration's
-#                                default of audio; 1.6x faster than one 2-thread process when
-#                                other jobs share the cores, RESULTS.md; 1 otherwise and for the
-#                                LSTM and conv CTC stages)
+#                                default of audio: as fast per epoch as one 2-thread process
+#                                on an idle machine, 1.6x faster beside niced background jobs,
+#                                RESULTS.md "Fifth round"; 1 otherwise and for the LSTM and
+#                                conv CTC stages)
 #   --max-duration S             seconds of audio per batch and process (default: the recipe's
 #                                own default, split over the processes of the default world size)
 #   --exp-dir DIR                experiment folder, relative to egs/synth/ASR (default zipformer/exp)
