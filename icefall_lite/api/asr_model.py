@@ -24,6 +24,7 @@ builds it) is fused into ``ctc_prefix_beam_search`` and ``modified_beam_search``
                              lm_path="data/lm/lang_bpe_500_5gram.arpa", lm_scale=0.3)
 """
 
+import contextlib
 import logging
 import numbers
 import os
@@ -101,6 +102,11 @@ SEARCH_DEFAULTS: Dict[str, Any] = {
     "lm_path": None,
     "lm_scale": 0.3,
     "word_insertion_bonus": 0.0,
+    # A causal model's files and long-audio windows: False decodes them with the package's
+    # streaming chunks (what streaming gives, decode.py's default for it); True with full
+    # context (decode.py --chunk-size -1 --left-context-frames -1), better where latency does
+    # not matter. Long audio that is streamed is always chunk by chunk.
+    "full_context": False,
 }
 # Long-audio settings: inputs longer than long_audio_seconds are decoded in windows of
 # chunk_seconds overlapping by overlap_seconds (or streamed, for a causal model).
@@ -546,6 +552,10 @@ class ASRModel:
                 f"overlap_seconds ({settings['overlap_seconds']}) must be >= 0 and less than "
                 f"half of chunk_seconds ({settings['chunk_seconds']})"
             )
+        if not isinstance(settings["full_context"], bool):
+            raise UsageError(
+                f"full_context must be True or False, got {settings['full_context']!r}"
+            )
         settings["fusion"] = self._settings_fusion(settings)
         return settings
 
@@ -568,6 +578,27 @@ class ASRModel:
         return self.lm_fusion(
             settings["lm_path"], settings["lm_scale"], settings["word_insertion_bonus"]
         )
+
+    def _encoder_chunk_size(self, settings: Mapping) -> int:
+        """Chunk size for whole inputs and windows: -1 (full context) with ``full_context``."""
+        return -1 if settings["full_context"] else self.chunk_size
+
+    @contextlib.contextmanager
+    def _attention_context(self, settings: Mapping) -> Iterator[None]:
+        """With ``full_context``, a chunk-causal encoder (the Zipformer's ``chunk_size`` and
+        ``left_context_frames`` lists) attends over the whole input while inside: the front end's
+        padding alone (encode_utterances) leaves the attention masked to the package's chunks."""
+        encoder = getattr(self.model, "encoder", None)
+        chunked = hasattr(encoder, "chunk_size") and hasattr(encoder, "left_context_frames")
+        if not (settings["full_context"] and self.causal and chunked):
+            yield
+            return
+        saved = (encoder.chunk_size, encoder.left_context_frames)
+        encoder.chunk_size, encoder.left_context_frames = [-1], [-1]
+        try:
+            yield
+        finally:
+            encoder.chunk_size, encoder.left_context_frames = saved
 
     def _can_stream(self, method: str) -> bool:
         return self.causal and self.chunk_size > 0 and method in STREAMING_DECODING_METHODS
@@ -597,9 +628,10 @@ class ASRModel:
                 feats = [self._normalize(f) for f in feats]
             lens = torch.tensor([f.size(0) for f in feats], device=device)
             x = nn.utils.rnn.pad_sequence(feats, batch_first=True, padding_value=LOG_EPS)
-            encoder_out, encoder_out_lens = encode_utterances(
-                self.model, x, lens, self.causal, self.chunk_size
-            )
+            with self._attention_context(settings):
+                encoder_out, encoder_out_lens = encode_utterances(
+                    self.model, x, lens, self.causal, self._encoder_chunk_size(settings)
+                )
             decoded = search(
                 settings, self.model, encoder_out, encoder_out_lens, fusion=settings["fusion"]
             )
@@ -639,9 +671,10 @@ class ASRModel:
         x = nn.utils.rnn.pad_sequence(
             [w.to(device) for w in windows], batch_first=True, padding_value=LOG_EPS
         )
-        encoder_out, encoder_out_lens = encode_utterances(
-            self.model, x, lens, self.causal, self.chunk_size
-        )
+        with self._attention_context(settings):
+            encoder_out, encoder_out_lens = encode_utterances(
+                self.model, x, lens, self.causal, self._encoder_chunk_size(settings)
+            )
         results = []
         for i, n in enumerate(encoder_out_lens.tolist()):
             segmenting = SegmentingSearch(self._streaming_search(settings), endpoint)
@@ -806,7 +839,9 @@ class ASRModel:
             streaming, where an endpoint restarts the LM's history with the search's; the
             LM is read once and kept, see :meth:`lm_fusion`) and long-audio
             settings (``long_audio`` = auto/streaming/chunked, ``long_audio_seconds``,
-            ``chunk_seconds``, ``overlap_seconds``, ``endpoint_seconds``).
+            ``chunk_seconds``, ``overlap_seconds``, ``endpoint_seconds``); ``full_context``
+            (default False): a causal model decodes files and long-audio windows with full
+            context instead of its streaming chunks (decode.py ``--chunk-size -1``).
         Returns:
           one text (or Hypothesis) per input, in input order; silence gives ``""``.
         Raises:

@@ -98,6 +98,12 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--chunk-seconds", type=float, default=20.0)
     parser.add_argument("--overlap-seconds", type=float, default=4.0)
     parser.add_argument(
+        "--full-context",
+        action="store_true",
+        help="A causal model: decode files (and long-audio windows) with full context instead "
+        "of its streaming chunks (decode.py --chunk-size -1); streamed long audio is unchanged.",
+    )
+    parser.add_argument(
         "--device", default="cpu", help="cpu, or cuda / cuda:N where a GPU is available."
     )
     parser.add_argument("--num-threads", type=int, default=1, help="torch CPU threads.")
@@ -148,6 +154,7 @@ def run_transcribe(argv: Sequence[str]) -> int:
         long_audio_seconds=args.long_audio_seconds,
         chunk_seconds=args.chunk_seconds,
         overlap_seconds=args.overlap_seconds,
+        full_context=args.full_context,
     )
     failures = 0
     if args.manifest is not None:

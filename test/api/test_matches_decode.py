@@ -23,11 +23,14 @@ def _decode_script():
 
 
 @pytest.mark.parametrize(
-    "kind, method",
-    [("offline", "greedy_search"), ("causal", "greedy_search"),
-     ("causal", "modified_beam_search"), ("offline", "ctc_greedy_search")],
+    "kind, method, full_context",
+    [("offline", "greedy_search", False), ("causal", "greedy_search", False),
+     ("causal", "modified_beam_search", False), ("offline", "ctc_greedy_search", False),
+     ("causal", "greedy_search", True), ("causal", "ctc_greedy_search", True)],
 )  # fmt: skip
-def test_transcribe_equals_decode_py(checkpoints, lang, tmp_path, kind, method):
+def test_transcribe_equals_decode_py(checkpoints, lang, tmp_path, kind, method, full_context):
+    """full_context=True against decode.py --chunk-size -1 --left-context-frames -1 (without
+    it a causal model is decoded with its checkpoint's streaming chunks by both)."""
     # Files of one length: decode.py's sampler batches cuts, and a full-context Zipformer's
     # last frames depend on the padding of a shorter cut in the batch (see test_transcribe).
     wavs = []
@@ -48,6 +51,8 @@ def test_transcribe_equals_decode_py(checkpoints, lang, tmp_path, kind, method):
         str(manifest), "--max-duration", "3", "--num-workers", "0", "--decoding-method", method,
         "--beam-size", "2", "--manifest-dir", str(tmp_path),
     ]  # fmt: skip
+    if full_context:
+        argv += ["--chunk-size", "-1", "--left-context-frames", "-1"]
     script.run_decode(script.get_parser(), argv, "synth", script.get_params())
     (out,) = (exp / method).glob("nemo-set-*.json")
     decoded = {json.loads(x)["audio_filepath"]: json.loads(x)["pred_text"]
@@ -55,6 +60,10 @@ def test_transcribe_equals_decode_py(checkpoints, lang, tmp_path, kind, method):
 
     model = ASRModel.from_checkpoint(checkpoints[kind], lang["tokens"], lang["bpe_model"])
     texts = model.transcribe([str(w) for w in wavs], batch_size=1, decoding_method=method,
-                             beam_size=2)  # fmt: skip
+                             beam_size=2, full_context=full_context)  # fmt: skip
     assert texts == [decoded[str(w)] for w in wavs]
     assert any(texts)
+    if full_context:  # the setting must matter on these inputs, or the test could not fail
+        streamed = model.transcribe([str(w) for w in wavs], batch_size=1,
+                                    decoding_method=method, beam_size=2)  # fmt: skip
+        assert streamed != texts
