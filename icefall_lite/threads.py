@@ -4,7 +4,8 @@ libgomp's default lets a thread spin for a while before it sleeps. On an idle ma
 the fastest setting (a 2-thread training step of the synth recipe: 283 ms, against 553 ms with
 ``OMP_WAIT_POLICY=PASSIVE``); beside another busy process the spinning threads fight it for the
 cores and the step takes 1,133 ms, against 638 ms with PASSIVE (RESULTS.md, "Threads on a shared
-machine"). :func:`choose_omp_wait_policy` picks PASSIVE when other processes are busy at start.
+machine"). :func:`choose_omp_wait_policy` picks PASSIVE when other processes are busy at start
+(niced ones do not count while the kernel's autogroup is off: they yield the cores).
 It must run before torch is imported (libgomp reads the variable when it loads), which is why
 the recipe scripts call it first.
 """
@@ -17,15 +18,29 @@ from typing import Optional, Tuple
 BUSY_CORES = 0.5
 
 
-def _cpu_times() -> Optional[Tuple[float, float]]:
-    """(busy, total) jiffies of all CPUs from /proc/stat, or None where it is not readable."""
+def _cpu_times(
+    path: str = "/proc/stat", count_niced: Optional[bool] = None
+) -> Optional[Tuple[float, float]]:
+    """(busy, total) jiffies of all CPUs from /proc/stat, or None where it is not readable.
+
+    ``count_niced`` False leaves out the time of niced processes (nice > 0): with the kernel's
+    autogroup off they yield the cores to a nice-0 job, and spinning OpenMP threads beside them
+    cost nothing (a 2-thread step beside a ``nice -n 19`` busy loop: 329 ms spinning, 500 ms
+    PASSIVE; RESULTS.md, "Fifth round"). Default: count them only with autogroup on, where
+    niced jobs of other sessions still get an equal share.
+    """
+    if count_niced is None:
+        count_niced = autogroup_enabled()
     try:
-        with open("/proc/stat") as f:
+        with open(path) as f:
             fields = [float(v) for v in f.readline().split()[1:]]
     except (OSError, ValueError):
         return None
+    if len(fields) < 4:
+        return None
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)  # idle + iowait
-    return sum(fields) - idle, sum(fields)
+    niced = 0.0 if count_niced else fields[1]
+    return sum(fields) - idle - niced, sum(fields)
 
 
 def _own_cpu_seconds() -> float:
@@ -50,6 +65,15 @@ def other_busy_cores(window: float = 0.3) -> Optional[float]:
 AUTOGROUP_SWITCH = "/proc/sys/kernel/sched_autogroup_enabled"
 
 
+def autogroup_enabled(path: str = AUTOGROUP_SWITCH) -> bool:
+    """Whether the kernel groups processes by session for scheduling (False if unknown)."""
+    try:
+        with open(path) as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
 def autogroup_note(path: str = AUTOGROUP_SWITCH) -> str:
     """A warning for the log when the kernel groups processes by session ("" otherwise).
 
@@ -58,12 +82,7 @@ def autogroup_note(path: str = AUTOGROUP_SWITCH) -> str:
     a pinned 1-thread training ran at 40 % of a core beside four niced sessions, at 70-90 %
     with autogroup off).
     """
-    try:
-        with open(path) as f:
-            enabled = f.read().strip() == "1"
-    except OSError:
-        return ""
-    if not enabled:
+    if not autogroup_enabled(path):
         return ""
     return (
         "; kernel.sched_autogroup_enabled=1: niced jobs of other sessions still get an equal "

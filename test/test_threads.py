@@ -77,3 +77,31 @@ def test_autogroup_is_named_in_the_log_line(tmp_path, switch, warned):
     note = threads.autogroup_note(str(path))
     assert ("sched_autogroup_enabled=1" in note) == warned
     assert (note == "") == (not warned)
+
+
+STAT = "cpu  {user} {nice} 100 {idle} 0 0 0 0 0 0\ncpu0 1 2 3 4\n"
+
+
+@pytest.mark.parametrize("count_niced, busy", [(True, 600.0), (False, 100.0)])
+def test_niced_time_counts_only_when_asked(tmp_path, count_niced, busy):
+    stat = tmp_path / "stat"
+    stat.write_text(STAT.format(user=0, nice=500, idle=400))
+    assert threads._cpu_times(str(stat), count_niced) == (busy, 1000.0)
+
+
+def test_niced_time_is_left_out_with_autogroup_off(tmp_path, monkeypatch):
+    # Beside niced jobs, spinning threads are faster (329 vs 500 ms a step) and cost the niced
+    # jobs little; with autogroup on, other sessions' niced jobs take an equal share: count them.
+    stat = tmp_path / "stat"
+    stat.write_text(STAT.format(user=0, nice=500, idle=400))
+    for enabled, busy in ((False, 100.0), (True, 600.0)):
+        monkeypatch.setattr(threads, "autogroup_enabled", lambda path=None, on=enabled: on)
+        assert threads._cpu_times(str(stat)) == (busy, 1000.0)
+
+
+def test_autogroup_switch_is_read(tmp_path):
+    switch = tmp_path / "sched_autogroup_enabled"
+    assert not threads.autogroup_enabled(str(switch))  # absent: off
+    for text, enabled in (("1\n", True), ("0\n", False)):
+        switch.write_text(text)
+        assert threads.autogroup_enabled(str(switch)) == enabled
