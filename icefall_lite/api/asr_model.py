@@ -579,24 +579,25 @@ class ASRModel:
             settings["lm_path"], settings["lm_scale"], settings["word_insertion_bonus"]
         )
 
-    def _encoder_chunk_size(self, settings: Mapping) -> int:
-        """Chunk size for whole inputs and windows: -1 (full context) with ``full_context``."""
-        return -1 if settings["full_context"] else self.chunk_size
-
     @contextlib.contextmanager
-    def _attention_context(self, settings: Mapping) -> Iterator[None]:
-        """With ``full_context``, a chunk-causal encoder (the Zipformer's ``chunk_size`` and
-        ``left_context_frames`` lists) attends over the whole input while inside: the front end's
-        padding alone (encode_utterances) leaves the attention masked to the package's chunks."""
+    def _whole_input_encoding(self, settings: Mapping) -> Iterator[int]:
+        """The chunk size encode_utterances takes for whole inputs and windows: the package's,
+        or -1 with ``full_context``, in which case a chunk-causal encoder (the Zipformer's
+        ``chunk_size`` and ``left_context_frames`` lists) also attends over the whole input
+        while inside (the front end's padding alone leaves the attention masked to the
+        package's chunks)."""
         encoder = getattr(self.model, "encoder", None)
         chunked = hasattr(encoder, "chunk_size") and hasattr(encoder, "left_context_frames")
-        if not (settings["full_context"] and self.causal and chunked):
-            yield
+        if not settings["full_context"]:
+            yield self.chunk_size
+            return
+        if not (self.causal and chunked):
+            yield -1
             return
         saved = (encoder.chunk_size, encoder.left_context_frames)
         encoder.chunk_size, encoder.left_context_frames = [-1], [-1]
         try:
-            yield
+            yield -1
         finally:
             encoder.chunk_size, encoder.left_context_frames = saved
 
@@ -628,9 +629,9 @@ class ASRModel:
                 feats = [self._normalize(f) for f in feats]
             lens = torch.tensor([f.size(0) for f in feats], device=device)
             x = nn.utils.rnn.pad_sequence(feats, batch_first=True, padding_value=LOG_EPS)
-            with self._attention_context(settings):
+            with self._whole_input_encoding(settings) as chunk_size:
                 encoder_out, encoder_out_lens = encode_utterances(
-                    self.model, x, lens, self.causal, self._encoder_chunk_size(settings)
+                    self.model, x, lens, self.causal, chunk_size
                 )
             decoded = search(
                 settings, self.model, encoder_out, encoder_out_lens, fusion=settings["fusion"]
@@ -645,16 +646,7 @@ class ASRModel:
 
     def _streaming_search(self, settings: Mapping) -> StreamingSearch:
         try:
-            return StreamingSearch(
-                self.model,
-                settings["decoding_method"],
-                max_sym_per_frame=settings["max_sym_per_frame"],
-                beam_size=settings["beam_size"],
-                beam=settings["beam"],
-                max_states=settings["max_states"],
-                max_contexts=settings["max_contexts"],
-                fusion=settings["fusion"],
-            )
+            return StreamingSearch.from_settings(self.model, settings, settings["fusion"])
         except ValueError as error:  # an LM the streaming search cannot fuse: never ignored
             raise UsageError(f"lm_path with long audio: {error}") from None
 
@@ -671,9 +663,9 @@ class ASRModel:
         x = nn.utils.rnn.pad_sequence(
             [w.to(device) for w in windows], batch_first=True, padding_value=LOG_EPS
         )
-        with self._attention_context(settings):
+        with self._whole_input_encoding(settings) as chunk_size:
             encoder_out, encoder_out_lens = encode_utterances(
-                self.model, x, lens, self.causal, self._encoder_chunk_size(settings)
+                self.model, x, lens, self.causal, chunk_size
             )
         results = []
         for i, n in enumerate(encoder_out_lens.tolist()):

@@ -122,15 +122,7 @@ def run_streaming_decode(
     except ValueError as error:
         raise UsageError(str(error)) from None
     feature_norm = feature_norm_for(params, model)
-    search = StreamingSearch(
-        model,
-        params.decoding_method,
-        max_sym_per_frame=params.max_sym_per_frame,
-        beam_size=params.beam_size,
-        beam=params.beam,
-        max_states=params.max_states,
-        max_contexts=params.max_contexts,
-    )
+    search = StreamingSearch.from_settings(model, params)
     sp = load_bpe_model(params.bpe_model)
     data_module = AsrDataModule(args)
 

@@ -127,15 +127,7 @@ def transcribe_streaming(
     for a model trained on normalised features (see :func:`streaming_decode`).
     """
     features = _features(filenames, params["sample_rate"])
-    streaming_search = StreamingSearch(
-        search_model,
-        params["decoding_method"],
-        max_sym_per_frame=params["max_sym_per_frame"],
-        beam_size=params["beam_size"],
-        beam=params["beam"],
-        max_states=params["max_states"],
-        max_contexts=params["max_contexts"],
-    )
+    streaming_search = StreamingSearch.from_settings(search_model, params)
     utterances = [(str(i), f) for i, f in enumerate(features) if f is not None]
     results, _ = streaming_decode(
         encoder,

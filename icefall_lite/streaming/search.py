@@ -63,6 +63,24 @@ class StreamingSearch:
         self.max_states = max_states
         self.max_contexts = max_contexts
 
+    @classmethod
+    def from_settings(
+        cls, model: nn.Module, settings: Any, fusion: Optional[LmFusion] = None
+    ) -> "StreamingSearch":
+        """The search that decode flags name: ``settings`` (a mapping or params) has
+        ``decoding_method``, ``max_sym_per_frame``, ``beam_size``, ``beam``, ``max_states``
+        and ``max_contexts``."""
+        return cls(
+            model,
+            settings["decoding_method"],
+            max_sym_per_frame=settings["max_sym_per_frame"],
+            beam_size=settings["beam_size"],
+            beam=settings["beam"],
+            max_states=settings["max_states"],
+            max_contexts=settings["max_contexts"],
+            fusion=fusion,
+        )
+
     def init_state(self) -> Any:
         """A fresh search state for one stream."""
         if self.decoding_method == "greedy_search":
