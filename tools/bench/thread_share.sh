@@ -19,21 +19,8 @@ PY="${VENV:-$REPO_ROOT/.venv}/bin/python"
 STEPS="${1:-8}"
 STEP_ARGS=(--steps "$STEPS" --warmup 2 --batch 8 --seconds 4.0)
 
-competitor_pid=""
-start_competitor() {
-  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 "$PY" -c '
-import numpy as np
-a = np.random.rand(400, 400)
-while True:
-    a = (a @ a) / 400.0
-' &
-  competitor_pid=$!
-  sleep 1
-}
-stop_competitor() {
-  [[ -n "$competitor_pid" ]] && kill "$competitor_pid" 2>/dev/null && wait "$competitor_pid" 2>/dev/null
-  competitor_pid=""
-}
+# shellcheck source=tools/bench/competitor.sh
+source "$REPO_ROOT/tools/bench/competitor.sh"
 trap stop_competitor EXIT
 
 # run LABEL POLICY THREADS: one train_step.py measurement; POLICY "default" leaves it unset.

@@ -10,8 +10,9 @@
 # Each run starts a fresh exp dir under $TMPDIR; the first 40 steps (start-up, warm-up, the
 # first checkpoint) are left out: seconds per step are taken between the log line of step 40
 # and the last one logged. The competitor is the numpy matrix-multiply loop of
-# thread_share.sh. Fair share beside one competitor on 2 cores is 2/3 of the machine: a
-# layout that keeps it should run at about 1.5x its time alone, not many times slower.
+# tools/bench/competitor.sh (shared with thread_share.sh). Fair share beside one competitor
+# on 2 cores is 2/3 of the machine: a layout that keeps it should run at about 1.5x its time
+# alone, not many times slower.
 
 set -euo pipefail
 
@@ -22,24 +23,8 @@ RECIPE="$REPO_ROOT/egs/synth/ASR"
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/train_layout.XXXXXX")"
 trap 'stop_competitor; rm -rf "$WORK"' EXIT
 
-competitor_pid=""
-start_competitor() {
-  OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 "$PY" -c '
-import numpy as np
-a = np.random.rand(400, 400)
-while True:
-    a = (a @ a) / 400.0
-' &
-  competitor_pid=$!
-  sleep 1
-}
-stop_competitor() {
-  if [[ -n "$competitor_pid" ]]; then
-    kill "$competitor_pid" 2>/dev/null || true
-    wait "$competitor_pid" 2>/dev/null || true
-  fi
-  competitor_pid=""
-}
+# shellcheck source=tools/bench/competitor.sh
+source "$REPO_ROOT/tools/bench/competitor.sh"
 
 # seconds_per_step LOG: (time of the last step line - time of step 40) / steps between.
 seconds_per_step() {
