@@ -302,6 +302,12 @@ class LRScheduler:
 
     The training loop calls :meth:`step_batch` after every optimizer step and
     :meth:`step_epoch` at the start of every epoch; both set the group learning rates.
+
+    Any schedule can end with a linear cooldown (:meth:`set_cooldown`): over the last
+    ``cooldown_epochs`` of ``num_epochs`` the learning rate is multiplied by a factor falling
+    linearly from 1 to 0. Progress within an epoch is counted in optimizer steps, against the
+    number of steps the previous epoch took (the same on every DDP rank, unlike cut counts, so
+    all ranks keep one learning rate); during the first epoch the ramp sits at the epoch start.
     """
 
     def __init__(self, optimizer: Optimizer, verbose: bool = False) -> None:
@@ -314,14 +320,53 @@ class LRScheduler:
         self.base_lrs = [group["base_lr"] for group in optimizer.param_groups]
         self.epoch = 0
         self.batch = 0
+        self.num_epochs = 0
+        self.cooldown_epochs = 0.0
+        self.epoch_start_batch = 0
+        self.steps_per_epoch = 0
         self._last_lr = list(self.base_lrs)
 
+    def set_cooldown(self, num_epochs: int, cooldown_epochs: float) -> None:
+        """Fall linearly to 0 over the last ``cooldown_epochs`` (0 = no cooldown) of
+        ``num_epochs``; call before training starts (or resumes)."""
+        if cooldown_epochs < 0 or cooldown_epochs > num_epochs:
+            raise ValueError(
+                f"--lr-cooldown-epochs must be between 0 and --num-epochs {num_epochs}, "
+                f"got {cooldown_epochs:g}"
+            )
+        self.num_epochs = num_epochs
+        self.cooldown_epochs = float(cooldown_epochs)
+        self._set_lrs()
+
+    def epochs_done(self) -> float:
+        """Training progress in epochs: the epoch index plus the fraction of it done, in
+        optimizer steps against the previous epoch's count (0 until one epoch has ended)."""
+        if self.steps_per_epoch <= 0:
+            return float(self.epoch)
+        fraction = (self.batch - self.epoch_start_batch) / self.steps_per_epoch
+        return self.epoch + min(1.0, max(0.0, fraction))
+
+    def cooldown_factor(self) -> float:
+        """1 before the cooldown, then linearly down to 0 at the end of ``num_epochs``."""
+        if self.cooldown_epochs <= 0:
+            return 1.0
+        remaining = self.num_epochs - self.epochs_done()
+        return min(1.0, max(0.0, remaining / self.cooldown_epochs))
+
     def state_dict(self) -> Dict[str, Any]:
-        return {"epoch": self.epoch, "batch": self.batch}
+        return {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "epoch_start_batch": self.epoch_start_batch,
+            "steps_per_epoch": self.steps_per_epoch,
+        }
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
         self.epoch = state_dict["epoch"]
         self.batch = state_dict["batch"]
+        # Checkpoints written before the cooldown existed lack the two step counters.
+        self.epoch_start_batch = state_dict.get("epoch_start_batch", self.batch)
+        self.steps_per_epoch = state_dict.get("steps_per_epoch", 0)
         self._set_lrs()
 
     def get_last_lr(self) -> List[float]:
@@ -336,11 +381,18 @@ class LRScheduler:
         self._set_lrs()
 
     def step_epoch(self, epoch: Optional[Union[int, float]] = None) -> None:
-        self.epoch = self.epoch + 1 if epoch is None else epoch
+        new_epoch = self.epoch + 1 if epoch is None else epoch
+        # A new epoch (not the same one again, as on a mid-epoch resume) ends the previous
+        # one, whose step count paces the cooldown through this one.
+        if new_epoch != self.epoch and self.batch > self.epoch_start_batch:
+            self.steps_per_epoch = self.batch - self.epoch_start_batch
+            self.epoch_start_batch = self.batch
+        self.epoch = new_epoch
         self._set_lrs()
 
     def _set_lrs(self) -> None:
-        lrs = self.get_lr()
+        factor = self.cooldown_factor()
+        lrs = [lr * factor for lr in self.get_lr()]
         for i, (group, lr) in enumerate(zip(self.optimizer.param_groups, lrs)):
             group["lr"] = lr
             if self.verbose:

@@ -62,7 +62,13 @@ def test_a_checkpoint_of_the_old_code_resumes(tmp_path):
     assert torch.equal(state.model.state_dict()["joiner.output_linear.weight"],
                        old["model"]["joiner.output_linear.weight"])  # fmt: skip
     assert len(state.optimizer.state) > 0
-    assert state.scheduler.state_dict() == old["scheduler"]
+    # The old scheduler state lacks the cooldown's step counters: they start at "this epoch
+    # began here, its length unknown" (the cooldown then paces from the next epoch on).
+    assert state.scheduler.state_dict() == {
+        **old["scheduler"],
+        "epoch_start_batch": old["scheduler"]["batch"],
+        "steps_per_epoch": 0,
+    }
 
     resume = {k: checkpoint[k] for k in ("rng_states", "train_loss_tracker")}
     train_epoch(state, Batches(_fixed_batches(2)), None, resume)
@@ -92,6 +98,8 @@ def test_a_checkpoint_of_the_old_code_resumes(tmp_path):
         "min_lr",
         "joint_net_lr_factor",
         "ema",
+        # the learning-rate cooldown (issue #11)
+        "lr_cooldown_epochs",
         # augmentation schedule and strength flags (issue #11)
         "spec_aug_num_feature_masks",
         "spec_aug_features_mask_size",

@@ -192,6 +192,14 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "(power 2) decay to --min-lr at --lr-decay-batches.",
     )
     group.add_argument(
+        "--lr-cooldown-epochs",
+        type=float,
+        default=0.0,
+        help="End any --lr-schedule with a linear cooldown: over the last this many of "
+        "--num-epochs the learning rate falls to 0 (paced in optimizer steps; 0 = off). The "
+        "last epochs of a short run then settle instead of stopping at a high rate.",
+    )
+    group.add_argument(
         "--warmup-steps",
         type=int,
         default=1632,
@@ -327,6 +335,12 @@ def check_training_arguments(params: AttributeDict) -> None:
     for flag, value in positive:
         if value is None or value <= 0:
             raise ValueError(f"{flag} must be positive, got {value}")
+    cooldown = params.get("lr_cooldown_epochs", 0.0)
+    if not 0 <= cooldown <= params.num_epochs:
+        raise ValueError(
+            f"--lr-cooldown-epochs must be between 0 and --num-epochs {params.num_epochs}, "
+            f"got {cooldown:g}"
+        )
     resolve_global_batch(params, params.world_size)
     ema = params.get("ema", 0.0)
     if ema != 0.0 and not 0.0 < ema < 1.0:

@@ -221,6 +221,7 @@ def build_optimizer_and_scheduler(params: AttributeDict, model: nn.Module) -> Tu
             kind=schedule,
             min_lr=params.min_lr,
         )
+    scheduler.set_cooldown(params.get("num_epochs", 0), params.get("lr_cooldown_epochs", 0.0))
     return optimizer, scheduler
 
 
