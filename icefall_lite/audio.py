@@ -340,8 +340,9 @@ def _resampled_blocks(
 def iter_fbank_chunks(
     blocks: Iterable[torch.Tensor], sample_rate: int = 16000, backend: str = "auto"
 ) -> Iterator[torch.Tensor]:
-    """The fbank of a long waveform given in blocks, chunk by chunk, equal to
-    :func:`compute_fbank` of the whole waveform.
+    """The fbank of a long waveform given in blocks, chunk by chunk, equal (up to float
+    rounding, which on some CPUs depends on the number of frames) to :func:`compute_fbank` of
+    the whole waveform.
 
     Frames are 10 ms apart and 25 ms long, centred (the extractors' ``snip_edges=False``): frame
     ``k`` reads samples ``[160 k - 120, 160 k + 280)`` at 16 kHz. Each chunk is computed over
@@ -351,7 +352,8 @@ def iter_fbank_chunks(
     Args:
       blocks: consecutive (num_samples,) pieces of the waveform at ``sample_rate``.
     Yields:
-      (num_frames, 80) float32 tensors; their concatenation is the whole waveform's fbank.
+      (num_frames, 80) float32 tensors; their concatenation is the whole waveform's fbank (to
+      about 1e-5).
     """
     from icefall_lite.data.features import make_fbank_extractor
 

@@ -21,8 +21,12 @@ def test_chunked_fbank_equals_the_whole_files(backend):
     for block in (0.3, 1.0, 5.0):
         step = int(block * 16000)
         blocks = [wave[i : i + step] for i in range(0, wave.numel(), step)]
-        chunks = list(iter_fbank_chunks(blocks, backend=backend))
-        assert torch.equal(torch.cat(chunks), whole), block
+        joined = torch.cat(list(iter_fbank_chunks(blocks, backend=backend)))
+        # Equal up to float rounding: the FFT/matmul kernels round differently with the number of
+        # frames on some CPUs; a seam error (a frame reading zeros or another chunk's padding)
+        # changes log-mel values by far more than 1e-4.
+        assert joined.shape == whole.shape, block
+        torch.testing.assert_close(joined, whole, rtol=1e-5, atol=1e-4, msg=f"block {block}")
 
 
 def test_block_reading_equals_reading_the_whole_file(tmp_path):
