@@ -12,7 +12,11 @@
 # Exit status: 0 when set-up, lint and tests all pass; non-zero otherwise (lint and tests both
 # run even if the other fails, so one run shows every problem).
 #
-# Environment: VENV (default <repo>/.venv), SETUP_ARGS (extra options for tools/setup.sh).
+# Environment: VENV (default <repo>/.venv), SETUP_ARGS (extra options for tools/setup.sh),
+# TEST_WORKERS (pytest-xdist worker processes; default: the number of cores, at most 4; 1 runs
+# the tests in one process). Every test runs torch with 1 thread (test/conftest.py) and most
+# recipe tests are single-threaded subprocesses, so one process would leave the other cores idle;
+# tests of one file share a worker (--dist loadfile) so module fixtures are built once.
 
 set -euo pipefail
 
@@ -97,6 +101,11 @@ fi
 
 t0=$SECONDS
 pytest_args=(-q --durations=15)
+cores=$(nproc 2>/dev/null || echo 1)
+workers=${TEST_WORKERS:-$((cores < 4 ? cores : 4))}
+if [[ $workers -gt 1 ]]; then
+  pytest_args+=(-n "$workers" --dist loadfile)
+fi
 if [[ $fast -eq 1 ]]; then
   pytest_args+=(-m "not slow")
 fi
