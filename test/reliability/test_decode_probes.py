@@ -121,7 +121,13 @@ def test_cut_without_supervision_names_cut_and_file(recipe_dir, tmp_path, capsys
     assert not list(Path(recipe_dir["exp_dir"]).glob("greedy_search/wer-summary-dev-*epoch-2*"))
 
 
-@pytest.mark.parametrize("content", [b"this is not json\n", gzip.compress(b"{not json\n"), b""])
+# mtime=0 and explicit ids: a gzip header carries the time it was made, and pytest-xdist requires
+# every worker to collect the same test ids.
+@pytest.mark.parametrize(
+    "content",
+    [b"this is not json\n", gzip.compress(b"{not json\n", mtime=0), b""],
+    ids=["text", "gzip", "empty"],
+)
 def test_non_json_manifest_names_the_file(recipe_dir, tmp_path, capsys, content):
     manifest_dir = tmp_path / "fbank"
     manifest_dir.mkdir()
