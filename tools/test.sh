@@ -51,6 +51,11 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
+if [[ -n "${TEST_WORKERS:-}" && ! "$TEST_WORKERS" =~ ^[1-9][0-9]*$ ]]; then
+  echo "test.sh: TEST_WORKERS must be a positive integer, got '$TEST_WORKERS'" >&2
+  exit 2
+fi
+
 cd "$REPO_ROOT"
 t_start=$SECONDS
 report=()
@@ -104,7 +109,12 @@ pytest_args=(-q --durations=15)
 cores=$(nproc 2>/dev/null || echo 1)
 workers=${TEST_WORKERS:-$((cores < 4 ? cores : 4))}
 if [[ $workers -gt 1 ]]; then
-  pytest_args+=(-n "$workers" --dist loadfile)
+  if "$PY" -c "import xdist" 2>/dev/null; then
+    pytest_args+=(-n "$workers" --dist loadfile)
+  else
+    # An older venv used with --no-setup: still run every test, in one process.
+    echo "test.sh: pytest-xdist is not installed in $VENV (run tools/setup.sh); running in one process" >&2
+  fi
 fi
 if [[ $fast -eq 1 ]]; then
   pytest_args+=(-m "not slow")
