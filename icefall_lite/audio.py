@@ -352,8 +352,8 @@ def iter_fbank_chunks(
     Args:
       blocks: consecutive (num_samples,) pieces of the waveform at ``sample_rate``.
     Yields:
-      (num_frames, 80) float32 tensors; their concatenation is the whole waveform's fbank (to
-      about 1e-5).
+      (num_frames, 80) float32 tensors; their concatenation is the whole waveform's fbank
+      within 1e-4 absolute (the tolerance test/api/test_long_audio.py checks).
     """
     from icefall_lite.data.features import make_fbank_extractor
 
