@@ -628,7 +628,9 @@ class WarmupDecay(LRScheduler):
 
     Args:
       optimizer: its groups' ``lr`` are the base learning rates.
-      decay_batches: the step at which ``min_lr`` is reached (and kept).
+      decay_batches: the step at which ``min_lr`` is reached (and kept); ``None`` to size it
+        later with :meth:`set_decay_batches` (until then the rate stays at the base after the
+        warm-up). It is saved in :meth:`state_dict`, so a resumed run keeps the same curve.
       warmup_batches: steps of linear warm-up.
       kind: ``cosine`` or ``poly``.
       min_lr: final learning rate (the same for every group).
@@ -638,7 +640,7 @@ class WarmupDecay(LRScheduler):
     def __init__(
         self,
         optimizer: Optimizer,
-        decay_batches: int,
+        decay_batches: Optional[int],
         warmup_batches: int = 0,
         kind: str = "cosine",
         min_lr: float = 0.0,
@@ -649,23 +651,42 @@ class WarmupDecay(LRScheduler):
             raise ValueError(f"--lr-schedule {kind}: expected eden, cosine or poly")
         if warmup_batches < 0:
             raise ValueError(f"warm-up batches must be >= 0, got {warmup_batches}")
-        if decay_batches <= warmup_batches:
-            raise ValueError(
-                f"--lr-decay-batches {decay_batches} must exceed the warm-up ({warmup_batches})"
-            )
         if min_lr < 0:
             raise ValueError(f"--min-lr must be >= 0, got {min_lr}")
         super().__init__(optimizer, verbose)
-        self.decay_batches = decay_batches
         self.warmup_batches = warmup_batches
         self.kind = kind
         self.min_lr = min_lr
         self.power = power
+        self.decay_batches: Optional[int] = None
+        if decay_batches is not None:
+            self.set_decay_batches(decay_batches)
         self._set_lrs()
+
+    def set_decay_batches(self, decay_batches: int) -> None:
+        """The step at which the decay reaches ``min_lr``; must exceed the warm-up."""
+        if decay_batches <= self.warmup_batches:
+            raise ValueError(
+                f"--lr-decay-batches {decay_batches} must exceed the warm-up "
+                f"({self.warmup_batches})"
+            )
+        self.decay_batches = int(decay_batches)
+        self._set_lrs()
+
+    def state_dict(self) -> Dict[str, Any]:
+        return {**super().state_dict(), "decay_batches": self.decay_batches}
+
+    def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
+        # The decay length a run started with, for a resume with --lr-decay-batches 0 (the
+        # flag's value wins otherwise); absent in checkpoints of runs before it was saved.
+        self.saved_decay_batches = state_dict.get("decay_batches")
+        super().load_state_dict(state_dict)
 
     def get_lr(self) -> List[float]:
         if self.batch < self.warmup_batches:
             return [base * (self.batch + 1) / self.warmup_batches for base in self.base_lrs]
+        if self.decay_batches is None:
+            return list(self.base_lrs)
         span = self.decay_batches - self.warmup_batches
         progress = min(1.0, (self.batch - self.warmup_batches) / span)
         if self.kind == "cosine":

@@ -98,7 +98,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
         "--lr-decay-batches",
         type=int,
         default=10000,
-        help="cosine/poly: the optimizer step at which the learning rate reaches --min-lr.",
+        help="cosine/poly: the optimizer step at which the learning rate reaches --min-lr; "
+        "0 = the end of --num-epochs (the first epoch's batches are counted before training, "
+        "then multiplied by the epochs; a resumed run keeps the length it started with).",
     )
     group.add_argument(
         "--lr-batches",
@@ -365,12 +367,15 @@ def check_training_arguments(params: AttributeDict) -> None:
     schedule = params.get("lr_schedule", "eden")
     if schedule not in LR_SCHEDULES:
         raise ValueError(f"--lr-schedule {schedule}: expected one of {LR_SCHEDULES}")
-    if schedule in ("cosine", "poly") and params.lr_decay_batches <= params.get(
-        "lr_warmup_batches", 0
+    decay = params.lr_decay_batches
+    if (
+        schedule in ("cosine", "poly")
+        and decay != 0
+        and decay <= params.get("lr_warmup_batches", 0)
     ):
         raise ValueError(
-            f"--lr-decay-batches {params.lr_decay_batches} must exceed the warm-up of "
-            f"{params.get('lr_warmup_batches', 0)} steps"
+            f"--lr-decay-batches {decay} must exceed the warm-up of "
+            f"{params.get('lr_warmup_batches', 0)} steps (or be 0: the end of --num-epochs)"
         )
     if params.get("optim") == "novograd":
         novograd_betas(params.novograd_betas)

@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -216,7 +216,8 @@ def build_optimizer_and_scheduler(params: AttributeDict, model: nn.Module) -> Tu
     else:
         scheduler = WarmupDecay(
             optimizer,
-            decay_batches=params.lr_decay_batches,
+            # 0: sized to the run once the training cuts are known (size_lr_decay_to_run).
+            decay_batches=params.lr_decay_batches or None,
             warmup_batches=warmup,
             kind=schedule,
             min_lr=params.min_lr,
@@ -298,8 +299,15 @@ class _TrainingData:
         train_dl = self.module.train_dataloaders(
             cuts, sampler_state_dict=sampler_state, seed=params.seed
         )
+        self.filtered_cuts = cuts
         state.sampler = train_dl.sampler
         return train_dl
+
+    def fresh_sampler(self) -> Any:
+        """A new sampler like the last training loader's (at its start), for counting batches
+        without touching the one training uses."""
+        seed = self.state.params.seed
+        return self.module.train_dataloaders(self.filtered_cuts, seed=seed).sampler
 
 
 def _data_loaders(
@@ -318,6 +326,7 @@ def _data_loaders(
     train_cuts = data.labelled_cuts if ipl is None else ipl.training_cuts(data.labelled_cuts)
     train_dl = data.train_loader(train_cuts, sampler_state)
     valid_dl = data.module.valid_dataloaders(data.valid_cuts)
+    size_lr_decay_to_run(state, data.fresh_sampler)
 
     if torch.cuda.is_available() and sampler_state is None:
         scan_pessimistic_batches_for_oom(state.model, train_dl, state.optimizer, sp, params)
@@ -334,6 +343,48 @@ def _data_loaders(
                 f"{len(resume_state['rng_states'])}, this run has --world-size {state.world_size}"
             )
     return train_dl, valid_dl, resume_state
+
+
+def size_lr_decay_to_run(state: TrainingState, make_sampler: Callable[[], Any]) -> None:
+    """``--lr-decay-batches 0`` with a cosine/poly schedule: reach ``--min-lr`` at the end of
+    ``--num-epochs``. A resumed run keeps the length its checkpoint saved; otherwise the
+    batches of one epoch are counted on a fresh sampler (``make_sampler()``, iterated for
+    epoch 0; cuts only, no features are read) and multiplied by the epochs, then divided by
+    ``--accum-grad`` (the schedule counts optimizer steps). Under DDP every rank takes the
+    smallest rank's count, so all ranks keep one learning rate. Epochs differ by a few batches
+    (shuffled buckets), so the floor is reached within about a percent of the end."""
+    from icefall_lite.optim import WarmupDecay
+
+    scheduler, params = state.scheduler, state.params
+    if not isinstance(scheduler, WarmupDecay) or scheduler.decay_batches is not None:
+        return
+    saved = getattr(scheduler, "saved_decay_batches", None)
+    if saved is not None:
+        scheduler.set_decay_batches(saved)
+        logging.info(f"--lr-decay-batches 0: {saved} steps, as the resumed run started with")
+        return
+    sampler = make_sampler()
+    sampler.set_epoch(0)
+    epoch_batches = sum(1 for _ in sampler)
+    if state.world_size > 1 and torch.distributed.is_initialized():
+        count = torch.tensor([epoch_batches], dtype=torch.int64)
+        if torch.distributed.get_backend() == "nccl":
+            count = count.cuda()
+        torch.distributed.all_reduce(count, op=torch.distributed.ReduceOp.MIN)
+        epoch_batches = int(count.item())
+    accum = max(1, params.get("accum_grad", 1))
+    steps = epoch_batches * params.num_epochs // accum
+    if steps <= scheduler.warmup_batches:
+        raise UsageError(
+            f"--lr-decay-batches 0: the run has only {steps} optimizer steps ({epoch_batches} "
+            f"batches per epoch x --num-epochs {params.num_epochs}), not more than the "
+            f"{scheduler.warmup_batches} of warm-up; set --lr-decay-batches or train longer"
+        )
+    scheduler.set_decay_batches(steps)
+    logging.info(
+        f"--lr-decay-batches 0: {epoch_batches} batches per epoch x {params.num_epochs} epochs"
+        f" / accum-grad {accum} = {steps} steps to --min-lr"
+    )
 
 
 def _train_and_save_epoch(

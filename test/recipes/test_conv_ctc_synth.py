@@ -180,3 +180,18 @@ def test_export_jit_and_onnx_give_the_pytorch_transcripts(trained):
             asr.model.output_frames(x_lens),
         )
     assert [r.tokens for r in packaged] == [r.tokens for r in ref]
+
+
+def test_decay_sized_to_a_run_shorter_than_the_warm_up_is_one_line(trained, tmp_path):
+    # The recipe's default --lr-decay-batches 0 counts the batches before training; this tiny
+    # corpus has far fewer steps than the 200 of warm-up, so the run must stop with one line.
+    result = _run(
+        "conv_ctc/train.py", trained["root"], *trained["common"], "--exp-dir", str(tmp_path),
+        "--num-epochs", "2", "--max-duration", "8", "--num-buckets", "2", "--num-workers", "0",
+        "--tensorboard", "0", check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert "--lr-decay-batches 0: the run has only" in last and "batches per epoch" in last
+    assert not list(tmp_path.glob("epoch-*.pt"))
