@@ -502,6 +502,12 @@ wer_row() {
       settings+=", chunk ${BASH_REMATCH[1]} left ${BASH_REMATCH[2]}"
     fi
   fi
+  # Beam and LM fusion, so that a search with and without the LM get different rows.
+  [[ "$rest" =~ _beam-size-([0-9]+) ]] && settings+=", beam ${BASH_REMATCH[1]}"
+  if [[ "$rest" =~ _lm-([a-z0-9]+)-scale-([0-9.]+)(-wib-([0-9.]+))? ]]; then
+    settings+=", + ${BASH_REMATCH[1]} LM ${BASH_REMATCH[2]}"
+    [[ -n "${BASH_REMATCH[4]}" ]] && settings+=", bonus ${BASH_REMATCH[4]}"
+  fi
   local wer
   wer="$(awk -F'\t' 'NR == 2 { print $NF; exit }' "$f")"
   echo "$method|$test_set|${wer:-?}|$settings"

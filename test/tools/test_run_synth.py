@@ -347,3 +347,23 @@ def test_bad_options_are_named(tmp_path: Path, args: list[str], message: str) ->
     proc = run(root, *args)
     assert proc.returncode == 2
     assert message in proc.stderr
+
+
+def test_results_table_tells_beam_and_lm_rows_apart(tmp_path: Path) -> None:
+    root = make_tree(tmp_path, ALL_SCRIPTS)
+    out = root / "egs" / "synth" / "ASR" / "zipformer" / "exp" / "ctc_prefix_beam_search"
+    out.mkdir(parents=True)
+    stem = "wer-summary-dev-epoch-6_avg-2__ctc_prefix_beam_search__beam-size-4"
+    lm = "_lm-ngram-scale-0.5-wib-1.0"
+    for name, wer in (
+        (f"{stem}_use-averaged-model", "44.57"),
+        (f"{stem}{lm}_use-averaged-model", "36.95"),
+    ):
+        (out / f"{name}.txt").write_text(f"settings\tWER\nx\t{wer}\n")
+    proc = run(root, "--stage", "7", "--stop-stage", "7")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rows = [line for line in proc.stdout.splitlines() if "| dev" in line]
+    assert len(rows) == 2, proc.stdout
+    plain = "epoch-6_avg-2, beam 4"
+    assert any("44.57" in r and r.rstrip().endswith(plain) for r in rows), rows
+    assert any("36.95" in r and "beam 4, + ngram LM 0.5, bonus 1.0" in r for r in rows), rows
