@@ -618,10 +618,11 @@ do_conv_ctc() {
     --beam-size 4 ${CONV_DECODE_ARGS:-}
   local notes=("ctc_greedy_search" "ctc_prefix_beam_search")
   if [[ -f "$RECIPE/$conv_lm" ]]; then
+    # Scale 0.5 and bonus 2.5: the best of a sweep on dev (RESULTS.md, conv_ctc section).
     # shellcheck disable=SC2086
     in_recipe python3 ./conv_ctc/decode.py "${dec[@]}" --decoding-method ctc_prefix_beam_search \
       --beam-size 4 --lm-type ngram --lm-path "$conv_lm" --lm-scale 0.5 \
-      --word-insertion-bonus 1.0 ${CONV_DECODE_ARGS:-}
+      --word-insertion-bonus 2.5 ${CONV_DECODE_ARGS:-}
     notes+=("+ LM")
   else
     notes+=("no LM ($conv_lm missing: prepare.sh stage 10)")

@@ -15,7 +15,7 @@ recipe_defaults.py in the folder it is run from. Usage, from egs/synth/ASR:
     built from the training transcripts only)
 ./conv_ctc/decode.py --epoch 6 --avg 2 --decoding-method ctc_prefix_beam_search --beam-size 4 \\
     --lm-type ngram --lm-path data/lm/lang_bpe_128_5gram.arpa --lm-scale 0.5 \\
-    --word-insertion-bonus 1.0
+    --word-insertion-bonus 2.5   # scale and bonus tuned on dev (RESULTS.md)
 
 Checkpoints: --epoch/--iter pick the last checkpoint, --avg how many to average (as the
 zipformer recipe). The model is built from the params stored in the checkpoint.
