@@ -22,7 +22,7 @@ Usage (from egs/synth/ASR, after ./prepare.sh):
 
   # QuartzNet 5x5 or 15x5 (NeMo's architectures) on GPUs
   ./conv_ctc/train.py --conv-preset quartznet15x5 --world-size 4 --max-duration 600 \\
-      --base-lr 0.01 --lr-decay-batches 100000
+      --base-lr 0.01
 
   # with SpecAugment masks and SpecCutout rectangles (NeMo's QuartzNet augmentation)
   ./conv_ctc/train.py --enable-spec-masks 1
