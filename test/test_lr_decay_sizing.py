@@ -96,7 +96,8 @@ def test_an_explicit_length_is_left_alone_and_wins_over_a_saved_one():
 
 def test_a_run_shorter_than_the_warm_up_is_a_usage_error():
     s = _scheduler(None, warmup_batches=200)
-    with pytest.raises(UsageError, match=r"--lr-decay-batches 0: .*6 optimizer steps \(3 batches per epoch"):
+    expected = r"--lr-decay-batches 0: .*6 optimizer steps \(3 batches per epoch"
+    with pytest.raises(UsageError, match=expected):
         size_lr_decay_to_run(_state(s, num_epochs=2), lambda: _Sampler({0: 3}))
 
 
