@@ -65,9 +65,10 @@ def split_train(out: Path, fraction: float, seed: int) -> Dict[str, str]:
     unlabeled.map(
         lambda c: fastcopy(c, supervisions=[fastcopy(s, text="") for s in c.supervisions])
     ).to_file(fbank / "synth_cuts_unlabeled.jsonl.gz")
-    for name in TEST_SETS:
+    # Test sets and the noise cuts the recipe mixes in (--enable-musan) come from data/fbank.
+    for name in (*TEST_SETS, "noise"):
         link = fbank / f"synth_cuts_{name}.jsonl.gz"
-        if not link.exists():
+        if not link.exists() and not link.is_symlink():
             link.symlink_to(Path("../../data/fbank") / link.name)
     with open(hidden_file, "w") as f:
         for cut_id in sorted(hidden):
