@@ -377,16 +377,18 @@ def _unlabeled_loss(root: Path, checkpoint_file: Path, hidden: dict) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="not met yet: on 2026-12-01 this configuration gave a loss 1.333 with IPL vs 1.382 "
-    "without (the bound is 0.9x) and pseudo-labels at 100 % WER: 8 supervised epochs of the "
-    "micro model are too few for useful labels; needs a longer warm-up, not a looser bound",
-)
 def test_ipl_lowers_the_loss_on_the_unlabeled_part(tmp_path):
     """The same 16 epochs on 40 labelled cuts, with and without 80 unlabeled ones (labelled from
     epoch 9 on, half relabelled each epoch, by the average of the 2 best epochs): the loss on
-    the unlabeled cuts, scored with their hidden transcripts, is lower with IPL."""
+    the unlabeled cuts, scored with their hidden transcripts, is lower with IPL.
+
+    Not met yet (issue #15), so the claim ends in ``pytest.xfail`` with the measured numbers;
+    everything before it (both runs, the labelling passes, a non-empty cache of real labels)
+    must work, and a broken pipeline fails the test. On 2026-12-01: 1.333 with IPL vs 1.382
+    without, labels at 100 % WER (8 epochs of 6 steps are too few for useful labels). On
+    2026-12-03, six variants with ~40 steps per epoch and the Zipformer schedules compressed
+    (``--ref-duration 0.1``) gave labels at 24-40 % WER (word boundaries dropped: "BRAVOCHARLIE")
+    and IPL below the supervised loss in only one, where the supervised run over-fitted."""
     root, hidden = make_corpus(tmp_path / "corpus", 40, 80, 6)
     common = ["--num-epochs", "16", "--max-duration", "8", "--save-every-n", "0"]
     run(train_cmd(root, tmp_path / "sup", *common), root)
@@ -406,4 +408,9 @@ def test_ipl_lowers_the_loss_on_the_unlabeled_part(tmp_path):
         f"loss on the unlabeled cuts: supervised {supervised:.4f}, IPL {with_ipl:.4f}; "
         f"{len(cache)} labels, WER {word_error_rate(pairs):.1f} %"
     )
-    assert with_ipl < 0.9 * supervised
+    assert len(cache) > 0 and all(label.text for label in cache.labels.values())
+    if not with_ipl < 0.9 * supervised:
+        pytest.xfail(
+            f"IPL does not lower the unlabeled loss by 10 % yet: {with_ipl:.4f} vs {supervised:.4f}"
+            f" supervised, labels at {word_error_rate(pairs):.1f} % WER"
+        )
