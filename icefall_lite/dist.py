@@ -41,6 +41,7 @@ __all__ = [
     "get_world_size",
     "is_torchrun",
     "launch",
+    "min_over_ranks",
     "setup_dist",
 ]
 
@@ -120,6 +121,16 @@ def cleanup_dist() -> None:
     """Leave the process group (no-op if none)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def min_over_ranks(value: int, device: torch.device, world_size: int) -> int:
+    """The smallest ``value`` of all ranks (``value`` itself with one rank), so that every
+    rank takes the same decision. ``device`` must suit the backend (a CUDA device for NCCL)."""
+    if world_size == 1:
+        return value
+    tensor = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
+    return int(tensor.item())
 
 
 def get_world_size() -> int:

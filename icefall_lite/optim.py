@@ -677,9 +677,12 @@ class WarmupDecay(LRScheduler):
         return {**super().state_dict(), "decay_batches": self.decay_batches}
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        # The decay length a run started with, for a resume with --lr-decay-batches 0 (the
-        # flag's value wins otherwise); absent in checkpoints of runs before it was saved.
-        self.saved_decay_batches = state_dict.get("decay_batches")
+        # A resume with --lr-decay-batches 0 keeps the length the run started with; a length
+        # given by the flag wins. Checkpoints of runs before it was saved lack it.
+        saved = state_dict.get("decay_batches")
+        if self.decay_batches is None and saved is not None:
+            self.decay_batches = int(saved)
+            logging.info(f"--lr-decay-batches 0: {saved} steps, as the resumed run started with")
         super().load_state_dict(state_dict)
 
     def get_lr(self) -> List[float]:

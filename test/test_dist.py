@@ -23,6 +23,7 @@ from icefall_lite.dist import (
     get_rank,
     get_world_size,
     launch,
+    min_over_ranks,
     setup_dist,
 )
 from icefall_lite.utils import MetricsTracker, setup_logger
@@ -60,6 +61,7 @@ def ddp_step_worker(rank, world_size, args):
         dist.all_gather(gathered, grad)
         result = {
             "all_reduce": summed.item(),
+            "min_over_ranks": min_over_ranks(10 + rank, torch.device("cpu"), world_size),
             "frames": tracker["frames"],
             "loss": tracker["loss"],
             "grad": grad.tolist(),
@@ -95,6 +97,7 @@ def test_world_size_two_gloo_all_reduce_and_ddp_step(tmp_path):
     results = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
     for result in results:
         assert result["all_reduce"] == 3.0
+        assert result["min_over_ranks"] == 10
         assert result["frames"] == 30 and result["loss"] == 6.0
         assert result["max_diff"] == 0.0
     assert results[0]["grad"] == results[1]["grad"]

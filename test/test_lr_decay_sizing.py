@@ -41,7 +41,9 @@ class _Sampler:
 
 def _state(scheduler, num_epochs: int, accum_grad: int = 1):
     params = AttributeDict(num_epochs=num_epochs, accum_grad=accum_grad)
-    return SimpleNamespace(scheduler=scheduler, params=params, world_size=1)
+    return SimpleNamespace(
+        scheduler=scheduler, params=params, world_size=1, device=torch.device("cpu")
+    )
 
 
 def test_unsized_decay_holds_the_base_rate_after_the_warm_up():

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Union
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
 from icefall_lite.checkpoint import restore_rng_state, update_averaged_model
+from icefall_lite.dist import min_over_ranks
 from icefall_lite.models.interface import set_batch_count
 from icefall_lite.training.checkpoints import save_mid_epoch_checkpoint
 from icefall_lite.training.loss import batch_cut_ids, compute_loss, compute_validation_loss
@@ -160,11 +160,7 @@ def train_epoch(
 
 
 def _all_ranks_true(flag: bool, device: torch.device, world_size: int) -> bool:
-    if world_size == 1:
-        return flag
-    value = torch.tensor([1 if flag else 0], dtype=torch.int64, device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MIN)
-    return bool(value.item())
+    return bool(min_over_ranks(int(flag), device, world_size))
 
 
 def _grads_are_finite(model: nn.Module) -> bool:

@@ -20,7 +20,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 from icefall_lite.checkpoint import remove_stale_temporary_files
 from icefall_lite.data import AsrDataModule, filter_cuts_for_training, load_bpe_model
 from icefall_lite.data.datamodule import set_augmentation_epoch
-from icefall_lite.dist import choose_device, cleanup_dist, launch, setup_dist
+from icefall_lite.dist import choose_device, cleanup_dist, launch, min_over_ranks, setup_dist
 from icefall_lite.errors import UsageError
 from icefall_lite.models import build_model
 from icefall_lite.rnnt import resolve_backend, set_backend
@@ -356,22 +356,13 @@ def size_lr_decay_to_run(state: TrainingState, make_sampler: Callable[[], Any]) 
     from icefall_lite.optim import WarmupDecay
 
     scheduler, params = state.scheduler, state.params
+    # Set already: by the flag, or restored from the checkpoint of the run being resumed.
     if not isinstance(scheduler, WarmupDecay) or scheduler.decay_batches is not None:
-        return
-    saved = getattr(scheduler, "saved_decay_batches", None)
-    if saved is not None:
-        scheduler.set_decay_batches(saved)
-        logging.info(f"--lr-decay-batches 0: {saved} steps, as the resumed run started with")
         return
     sampler = make_sampler()
     sampler.set_epoch(0)
     epoch_batches = sum(1 for _ in sampler)
-    if state.world_size > 1 and torch.distributed.is_initialized():
-        count = torch.tensor([epoch_batches], dtype=torch.int64)
-        if torch.distributed.get_backend() == "nccl":
-            count = count.cuda()
-        torch.distributed.all_reduce(count, op=torch.distributed.ReduceOp.MIN)
-        epoch_batches = int(count.item())
+    epoch_batches = min_over_ranks(epoch_batches, state.device, state.world_size)
     accum = max(1, params.get("accum_grad", 1))
     steps = epoch_batches * params.num_epochs // accum
     if steps <= scheduler.warmup_batches:
