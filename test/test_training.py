@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from icefall_lite.data import AsrDataModule
+from icefall_lite.errors import UsageError
 from icefall_lite.models import AsrModel, Decoder, Joiner, add_model_arguments
 from icefall_lite.models.zipformer.scaling import Whiten
 from icefall_lite.training import (
@@ -254,6 +255,25 @@ def test_non_finite_batch_is_skipped_with_a_warning_naming_the_cuts(caplog):
     assert params.batch_idx_train == 2  # the poisoned step did not count
     assert "cut-99-0" in caplog.text
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+@pytest.mark.parametrize(
+    "overrides, names",
+    [
+        ({"drop_last": True, "bucketing_sampler": True, "num_buckets": 30}, "--num-buckets 30"),
+        ({"drop_last": False}, "not empty"),
+    ],
+)
+def test_an_epoch_without_batches_is_a_usage_error(overrides, names):
+    # A small training set with --drop-last and many buckets yields no batch: every epoch
+    # would "train" on nothing and save the untrained model.
+    model = _model()
+    before = [p.detach().clone() for p in model.parameters()]
+    params = _params(manifest_dir="data/tiny", max_duration=30, **overrides)
+    with pytest.raises(UsageError, match="gave no batch of --max-duration 30") as error:
+        _train(params, model, [])
+    assert names in str(error.value) and "data/tiny" in str(error.value)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 def test_repeated_non_finite_batches_stop_training():

@@ -20,6 +20,7 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from icefall_lite.checkpoint import restore_rng_state, update_averaged_model
 from icefall_lite.dist import min_over_ranks
+from icefall_lite.errors import UsageError
 from icefall_lite.models.interface import set_batch_count
 from icefall_lite.training.checkpoints import save_mid_epoch_checkpoint
 from icefall_lite.training.loss import batch_cut_ids, compute_loss, compute_validation_loss
@@ -150,6 +151,9 @@ def train_epoch(
             _check_bad_steps(params, num_consecutive_bad)
         window = _Window()
 
+    if resume_state is None and params.epoch_cuts_done == 0:
+        # Otherwise every epoch "trains" on nothing and saves an untrained model.
+        raise UsageError(_no_batch_message(params))
     if window.size > 0:
         logging.info(
             f"Epoch {params.cur_epoch}: dropping the last {window.size} batch(es), fewer than "
@@ -157,6 +161,31 @@ def train_epoch(
         )
         state.optimizer.zero_grad()
     _end_epoch_train_loss(params, state.tot_loss)
+
+
+def _no_batch_message(params: AttributeDict) -> str:
+    """Why an epoch can yield no batch, and the flags that fix it."""
+    where = params.get("shar_dir") or params.get("manifest_dir") or "the training cuts"
+    splits = ",".join(params.get("train_splits") or ["train"])
+    text = (
+        f"epoch {params.get('cur_epoch', '?')}: the training cuts ({where}, splits {splits}) "
+        f"gave no batch of --max-duration {params.get('max_duration')} s"
+    )
+    if params.get("drop_last", False):
+        buckets = (
+            f" in each of --num-buckets {params.get('num_buckets')} duration buckets"
+            if params.get("bucketing_sampler", False)
+            else ""
+        )
+        text += (
+            f": with --drop-last true only full batches are kept{buckets}; use more training "
+            "cuts, or a smaller --max-duration, fewer --num-buckets, --bucketing-sampler false "
+            "or --drop-last false"
+        )
+    else:
+        text += ": check that the training cut files are not empty and that the duration "
+        text += "filters keep some cuts"
+    return text
 
 
 def _all_ranks_true(flag: bool, device: torch.device, world_size: int) -> bool:
