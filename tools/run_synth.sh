@@ -29,8 +29,9 @@
 #   7 results    the table "method | test set | WER" from every wer-summary-*.txt in <exp-dir>,
 #                the training wall time, and where the plot is
 #   8 lstm       the LSTM transducer recipe (egs/synth/ASR/lstm_transducer): train.py
-#                (lstm_transducer/exp), dump_mel_stats.py, decode.py greedy_search and
-#                modified_beam_search --beam-size 4 with the EMA weights of the newest epoch,
+#                (lstm_transducer/exp), dump_mel_stats.py, decode.py greedy_search,
+#                modified_beam_search --beam-size 4 and ctc_greedy_search (when the model
+#                has its default CTC head) with the EMA weights of the newest epoch,
 #                streaming_decode.py --chunk-size 8 greedy_search with per-utterance and with
 #                streaming normalisation, export.py --jit 1 and export-onnx.py, then its WER
 #                table; skipped with a note when the recipe is missing
@@ -573,6 +574,12 @@ do_lstm() {
   in_recipe python3 ./lstm_transducer/decode.py "${sel[@]}" --decoding-method greedy_search
   in_recipe python3 ./lstm_transducer/decode.py "${sel[@]}" --decoding-method modified_beam_search \
     --beam-size 4
+  # The recipe trains a CTC head by default (--use-ctc 1): its greedy decode beside, unless
+  # LSTM_TRAIN_ARGS turned the head off.
+  if in_recipe python3 -c "import sys, torch; sys.exit(not torch.load(sys.argv[1], \
+map_location='cpu', weights_only=False).get('use_ctc'))" "$lstm_exp_dir/epoch-$e.pt"; then
+    in_recipe python3 ./lstm_transducer/decode.py "${sel[@]}" --decoding-method ctc_greedy_search
+  fi
   in_recipe python3 ./lstm_transducer/streaming_decode.py "${sel[@]}" --chunk-size "$lstm_chunk" \
     --decoding-method greedy_search
   in_recipe python3 ./lstm_transducer/streaming_decode.py "${sel[@]}" --chunk-size "$lstm_chunk" \
