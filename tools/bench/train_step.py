@@ -129,14 +129,15 @@ def build_synth_model(
 ) -> torch.nn.Module:
     """The synth recipe's model: its flag defaults, decoder/joiner dims 256; the preset's
     front-end width unless ``encoder_embed_channels`` > 0. ``family="lstm_transducer"``: the
-    lstm_transducer recipe's cpu preset with the full RNN-T loss; ``"conv_ctc"``: the
-    ``conv_preset`` Jasper/QuartzNet model. ``extra_flags``: further Zipformer model flags
-    (train.py's spelling). Every family is built through the registry."""
+    lstm_transducer recipe's cpu preset with the full RNN-T loss and its CTC head;
+    ``"conv_ctc"``: the ``conv_preset`` Jasper/QuartzNet model. ``extra_flags``: further
+    Zipformer model flags (train.py's spelling). Every family is built through the registry."""
     if family == "lstm_transducer":
         params = AttributeDict(
             model_family=family,
             lstm_preset="cpu",
             rnnt_loss="full",
+            use_ctc=True,  # the recipe's default CTC head (weight 1)
             vocab_size=vocab_size,
             blank_id=BLANK_ID,
             feature_dim=80,
@@ -244,6 +245,8 @@ class Runner:
             )
             if self.family == "conv_ctc":
                 loss = ctc_loss
+            elif self.family == "lstm_transducer":
+                loss = pruned_loss + ctc_loss  # the full RNN-T loss + CTC at weight 1
             else:
                 loss = 0.5 * simple_loss + pruned_loss
             self.optimizer.zero_grad(set_to_none=True)
