@@ -31,7 +31,8 @@ def arg(flag, default=None):
     return argv[argv.index(flag) + 1] if flag in argv else default
 if name == os.environ.get("FAKE_FAIL"):
     sys.exit(3)
-exp = Path(arg("--exp-dir", "."))
+# The lstm_transducer scripts' own default experiment folder (stage 8 passes no --exp-dir).
+exp = Path(arg("--exp-dir", "lstm_transducer/exp" if "lstm_transducer" in sys.argv[0] else "."))
 if name == "train":
     import shutil
     exp.mkdir(parents=True, exist_ok=True)
@@ -91,6 +92,7 @@ def make_tree(tmp_path: Path, scripts: list[str], human_audio: bool = True) -> P
     shutil.copy(defaults, recipe / "zipformer" / "recipe_defaults.py")
     for name in scripts:
         path = recipe / name
+        path.parent.mkdir(parents=True, exist_ok=True)
         if name == "prepare.sh":
             path.write_text('#!/usr/bin/env bash\necho "prepare $*" >> calls.txt\n')
         else:
@@ -289,6 +291,42 @@ def test_model_with_a_ctc_head_is_also_decoded_with_ctc_greedy_search(tmp_path: 
     assert methods == ["greedy_search", "modified_beam_search", "ctc_greedy_search"]
     assert "--chunk-size -1 --left-context-frames -1" in decodes[2]
     assert re.search(r"stage 3 decode .*, ctc_greedy_search \(full context\)", proc.stdout)
+
+
+LSTM_SCRIPTS = [
+    f"lstm_transducer/{name}"
+    for name in (
+        "train.py",
+        "dump_mel_stats.py",
+        "decode.py",
+        "streaming_decode.py",
+        "export.py",
+        "export-onnx.py",
+    )
+]
+
+
+@pytest.mark.parametrize(
+    "ctc, methods",
+    [
+        ("1", ["greedy_search", "modified_beam_search", "ctc_greedy_search"]),
+        ("0", ["greedy_search", "modified_beam_search"]),
+    ],
+)
+def test_lstm_stage_decodes_with_the_ctc_head_when_the_model_has_one(
+    tmp_path: Path, ctc: str, methods: list
+) -> None:
+    root = make_tree(tmp_path, ALL_SCRIPTS + LSTM_SCRIPTS)
+    proc = run(root, "--stage", "8", "--stop-stage", "8", FAKE_EPOCHS="2", FAKE_CTC=ctc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    names = [line.split()[0] for line in calls(root)]
+    assert names[:2] == ["train", "dump_mel_stats"]
+    decodes = [line for line in calls(root) if line.startswith("decode ")]
+    assert [line.split("--decoding-method ")[1].split()[0] for line in decodes] == methods
+    for line in decodes:
+        assert "--epoch 2 --avg 1 --use-averaged-model 0 --use-ema 1" in line
+    assert names.count("streaming_decode") == 2 and "export-onnx" in names
+    assert re.search(r"stage 8 lstm .*epoch 2 \(EMA\)", proc.stdout)
 
 
 def test_export_without_test_human_audio_skips_the_demo(tmp_path: Path) -> None:
