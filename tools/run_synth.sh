@@ -576,8 +576,8 @@ do_lstm() {
     --beam-size 4
   # The recipe trains a CTC head by default (--use-ctc 1): its greedy decode beside, unless
   # LSTM_TRAIN_ARGS turned the head off.
-  if in_recipe python3 -c "import sys, torch; sys.exit(not torch.load(sys.argv[1], \
-map_location='cpu', weights_only=False).get('use_ctc'))" "$lstm_exp_dir/epoch-$e.pt"; then
+  check_model_flags "$RECIPE/$lstm_exp_dir/epoch-$e.pt"
+  if [[ "$has_ctc" == 1 ]]; then
     in_recipe python3 ./lstm_transducer/decode.py "${sel[@]}" --decoding-method ctc_greedy_search
   fi
   in_recipe python3 ./lstm_transducer/streaming_decode.py "${sel[@]}" --chunk-size "$lstm_chunk" \
